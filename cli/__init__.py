@@ -1,0 +1,1 @@
+"""The ``iis-pipe`` command: thin click wrappers over ``pipelines/``."""

