@@ -55,19 +55,24 @@ def read_image_file(path: str | Path) -> tuple[bytes, str, tuple[int, int]]:
     Returns ``(bytes, ext, (H, W))`` where ``ext`` is ``"jpg"`` (original bytes, untouched) or
     ``"png"`` (any other format, decoded and re-encoded losslessly as 8-bit RGB/gray PNG).
     """
-    data = read_bytes(path)
+    return read_image_bytes(read_bytes(path), str(path))
+
+
+def read_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[bytes, str, tuple[int, int]]:
+    """``read_image_file`` for bytes already in memory (e.g. generated images); ``name`` is what
+    a ``BadInput`` names."""
     if data[:2] == JPEG_MAGIC:
-        return data, "jpg", jpeg_size(data, str(path))
+        return data, "jpg", jpeg_size(data, name)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
-        raise BadInput(str(path), "not a decodable image (corrupt, truncated or unknown format)")
+        raise BadInput(name, "not a decodable image (corrupt, truncated or unknown format)")
     if img.dtype != np.uint8:
         img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[:, :, :3]  # alpha carries no segmentation meaning in these datasets
     ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
-        raise BadInput(str(path), "could not re-encode image as PNG")
+        raise BadInput(name, "could not re-encode image as PNG")
     return buf.tobytes(), "png", (int(img.shape[0]), int(img.shape[1]))
 
 
@@ -87,10 +92,22 @@ def read_label_image(path: str | Path) -> np.ndarray:
     Palette images give their palette indices ``(H, W)``; gray images their values ``(H, W)``
     (8- or 16-bit); RGB(A) images ``(H, W, C) uint8``. Sources decide what the values mean.
     """
+    return read_indexed_label(path)[0]
+
+
+def read_indexed_label(path: str | Path) -> tuple[np.ndarray, int | None]:
+    """``read_label_image`` plus the number of palette entries (``None`` without a palette).
+
+    PNG forbids indices at or past the palette's end, but PIL reads them anyway; sources use the
+    count to reject such indices as undefined.
+    """
     data = read_bytes(path)
+    palette = None
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
+            if im.mode == "P":
+                palette = len(im.getpalette() or ()) // 3
             if im.mode in ("P", "L", "1"):
                 arr = np.array(im.convert("L") if im.mode == "1" else im)
             elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -101,5 +118,5 @@ def read_label_image(path: str | Path) -> np.ndarray:
                 arr = np.array(im.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as e:
         raise BadInput(str(path), f"not a decodable mask image ({e})") from None
-    return arr
+    return arr, palette
 

@@ -1,0 +1,1 @@
+"""Region records: the one schema that shard writers and readers share (see ``schema``)."""

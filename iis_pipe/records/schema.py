@@ -1,0 +1,183 @@
+"""The record schema, version 1: defined here once, used by the shard writer and every reader.
+
+A record is one image with all its regions (image bytes are never duplicated). In a webdataset
+tar it is the group of members ``{key}.{suffix}``:
+
+==============  ===========================================================================
+suffix          content
+==============  ===========================================================================
+``jpg``/``png`` the image: original JPEG bytes untouched, other formats re-encoded once as PNG
+``regions.png`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (see ``masks``)
+``ignore.png``  ``(H, W)`` uint8, 1 where pixels are ignored (void, boundary bands, crowds)
+``dt.png``      per-region quantised distance maps, cropped and stacked (see ``distances``)
+``meta.json``   everything else (below)
+==============  ===========================================================================
+
+``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
+``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``dt``
+(``{"step", "clip"}``), ``regions`` (per region: ``id``, ``layer``, ``label``, ``instance``,
+``component``, ``area``, ``bbox`` ``[x, y, w, h]``, ``dt_row``, ``dt_window``
+``[y0, x0, h, w]`` and the source's instance metadata such as ``label``) and ``dropped``
+(parts removed by ``min_area``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from iis_pipe.images import decode_image
+from iis_pipe.records import distances, masks
+from iis_pipe.records.png import decode_png, encode_png
+
+SCHEMA_VERSION = 1
+IMAGE_SUFFIXES = ("jpg", "png")
+REGIONS, IGNORE, DT, META = "regions.png", "ignore.png", "dt.png", "meta.json"
+MEMBER_SUFFIXES = IMAGE_SUFFIXES + (REGIONS, IGNORE, DT, META)
+
+
+@dataclass
+class Record:
+    """A decoded record. Arrays: ``image (H, W, 3) uint8`` RGB, ``regions (R, H, W) bool``,
+    ``ignore (H, W) bool``, ``dt (R, H, W) uint8`` quantised maps (see ``distances``)."""
+
+    key: str
+    meta: dict[str, Any]
+    image: np.ndarray
+    regions: np.ndarray
+    ignore: np.ndarray
+    dt: np.ndarray
+
+    @property
+    def coding(self) -> distances.DistanceCoding:
+        return coding_of(self.meta)
+
+    def inside_outside(self, region: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(inside, outside)`` distances of one region, ``(H, W) float32`` pixels."""
+        return distances.inside_outside(self.dt[region], self.regions[region], self.coding)
+
+
+def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int, int],
+                  region_masks: np.ndarray, region_meta: list[dict[str, Any]],
+                  ignore: np.ndarray, info: dict[str, Any],
+                  coding: distances.DistanceCoding) -> dict[str, bytes]:
+    """Members of one record (suffix -> bytes). ``region_masks`` is ``(R, H, W) bool`` with
+    R >= 1; ``info`` carries ``source``, ``split``, ``image_file``, ``mask_files``, ``dropped``."""
+    if image_ext not in IMAGE_SUFFIXES:
+        raise ValueError(f"image suffix must be one of {IMAGE_SUFFIXES}, got {image_ext!r}")
+    h, w = size
+    layers, slots = masks.pack_layers(region_masks)
+    crops, windows = [], []
+    for m, rm in zip(region_masks, region_meta):
+        q, win = distances.encode_region(m, rm["bbox"], coding)
+        crops.append(q)
+        windows.append(win)
+    canvas, rows = distances.pack_canvas(crops, coding.clip)
+    regions = [
+        {**_plain(rm), "id": i, "layer": layer, "label_id": label, "bbox": list(rm["bbox"]),
+         "dt_row": int(row), "dt_window": [int(v) for v in win]}
+        for i, (rm, (layer, label), row, win) in enumerate(zip(region_meta, slots, rows, windows))
+    ]
+    meta = {
+        "schema": SCHEMA_VERSION, "key": key, "source": info["source"], "split": info["split"],
+        "height": int(h), "width": int(w),
+        "image": {"ext": image_ext, "file": info.get("image_file")},
+        "mask_files": info.get("mask_files", []),
+        "layers": int(layers.shape[0] // h),
+        "dt": {"step": coding.step, "clip": coding.clip},
+        "regions": regions,
+        "dropped": _plain(info.get("dropped", [])),
+    }
+    return {
+        image_ext: image_bytes,
+        REGIONS: encode_png(layers),
+        IGNORE: encode_png(ignore.astype(np.uint8)),
+        DT: encode_png(canvas),
+        META: json.dumps(meta, sort_keys=True, separators=(",", ":")).encode(),
+    }
+
+
+def checksum(members: dict[str, bytes]) -> str:
+    """sha256 over the members in suffix order (name, length, bytes): the record's identity."""
+    h = hashlib.sha256()
+    for name in sorted(members):
+        if name.startswith("__"):
+            continue
+        h.update(name.encode())
+        h.update(len(members[name]).to_bytes(8, "little"))
+        h.update(members[name])
+    return h.hexdigest()
+
+
+def decode_meta(members: dict[str, bytes]) -> dict[str, Any]:
+    """Parse and check ``meta.json``; raises ValueError on a missing member or other version."""
+    if META not in members:
+        raise ValueError(f"record has no {META} member")
+    meta = json.loads(members[META])
+    if meta.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"record schema {meta.get('schema')!r}, this reader knows "
+                         f"{SCHEMA_VERSION}")
+    return meta
+
+
+def coding_of(meta: dict[str, Any]) -> distances.DistanceCoding:
+    return distances.DistanceCoding(step=float(meta["dt"]["step"]), clip=int(meta["dt"]["clip"]))
+
+
+def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
+                   ids: list[int] | None = None) -> np.ndarray:
+    """``(R, H, W) bool`` masks of all regions, or of ``ids``."""
+    slots = [(r["layer"], r["label_id"]) for r in meta["regions"]]
+    return masks.unpack_layers(decode_png(members[REGIONS]), slots, meta["height"], ids)
+
+
+def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
+    """``(H, W) bool`` ignore mask."""
+    return decode_png(members[IGNORE]).astype(bool)
+
+
+def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
+              ids: list[int] | None = None) -> np.ndarray:
+    """``(R, H, W) uint8`` quantised distance maps (multiply by ``meta["dt"]["step"]``)."""
+    canvas = decode_png(members[DT])
+    regs = meta["regions"]
+    ids = range(len(regs)) if ids is None else ids
+    shape = (meta["height"], meta["width"])
+    clip = int(meta["dt"]["clip"])
+    return np.stack([distances.unpack_region(canvas, regs[i]["dt_row"], regs[i]["dt_window"],
+                                             shape, clip) for i in ids])
+
+
+def image_member(members: dict[str, bytes]) -> str:
+    for ext in IMAGE_SUFFIXES:
+        if ext in members:
+            return ext
+    raise ValueError("record has no image member (jpg or png)")
+
+
+def decode_record(members: dict[str, bytes]) -> Record:
+    """Decode every member of one record (use the ``decode_*`` functions for less)."""
+    meta = decode_meta(members)
+    ext = image_member(members)
+    image = decode_image(members[ext], ext)
+    h, w = meta["height"], meta["width"]
+    if image.shape[:2] != (h, w):
+        raise ValueError(f"image is {image.shape[:2]}, meta says {(h, w)}")
+    return Record(key=meta["key"], meta=meta, image=image,
+                  regions=decode_regions(members, meta), ignore=decode_ignore(members),
+                  dt=decode_dt(members, meta))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy (numpy scalars and tuples become plain Python)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,1 @@
+"""Region candidates of an image and the strategies that pick training targets among them."""

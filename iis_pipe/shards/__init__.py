@@ -1,0 +1,1 @@
+"""webdataset tar shards of records: atomic writing, tolerant reading, the parquet index."""

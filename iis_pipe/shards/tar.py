@@ -1,0 +1,70 @@
+"""Reading and writing records as webdataset tar members (``{key}.{suffix}``)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from iis_pipe.errors import BadInput
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``"dir/key.sfx.png" -> ("dir/key", "sfx.png")``: webdataset's rule, first dot of the
+    basename."""
+    head, _, base = name.rpartition("/")
+    stem, dot, suffix = base.partition(".")
+    if not dot:
+        return name, ""
+    return (f"{head}/{stem}" if head else stem), suffix
+
+
+def add_record(tar: tarfile.TarFile, key: str, members: dict[str, bytes]) -> int:
+    """Append one record; returns the bytes of payload written. Deterministic headers."""
+    total = 0
+    for suffix, data in members.items():
+        info = tarfile.TarInfo(f"{key}.{suffix}")
+        info.size = len(data)
+        info.mode = 0o444
+        info.mtime = 0
+        tar.addfile(info, io.BytesIO(data))
+        total += len(data)
+    return total
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield ``(key, {suffix: bytes})`` from a shard, grouping consecutive members by key.
+
+    A truncated or corrupt tar raises ``BadInput`` naming the shard and the last good key,
+    after the whole records before it have been yielded.
+    """
+    key, members = None, {}
+    last = "<start>"
+    end = 0
+    try:
+        with tarfile.open(path, "r|") as tar:
+            for info in tar:
+                end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                if not info.isfile():
+                    continue
+                k, suffix = split_name(info.name)
+                f = tar.extractfile(info)
+                data = f.read() if f is not None else b""
+                if len(data) != info.size:
+                    raise tarfile.ReadError(f"member {info.name} is short")
+                if k != key:
+                    if key is not None:
+                        yield key, members
+                        last = key
+                    key, members = k, {}
+                members[suffix] = data
+        # tarfile stops quietly when a cut falls between members; a whole tar ends with two
+        # zero blocks after its last member.
+        if Path(path).stat().st_size < end + 2 * tarfile.BLOCKSIZE:
+            raise tarfile.ReadError("end-of-archive blocks missing")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise BadInput(str(path), f"truncated or corrupt tar after record {last!r} ({e})",
+                       key=key) from None
+    if key is not None:
+        yield key, members

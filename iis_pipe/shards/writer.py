@@ -1,0 +1,122 @@
+"""Atomic, resumable shard writing in "parts".
+
+A part is one shard tar plus a JSON sidecar (``parts/<shard>.json``) listing its records, their
+index rows and the rejects met while it was open. The tar is written under a temporary name and
+renamed when complete, then the sidecar is renamed: a part exists once its sidecar does, so a
+reader never sees half a shard and ``--resume`` knows exactly which inputs are done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from iis_pipe.shards import tar as tario
+from iis_pipe.shards.index import write_json
+
+PARTS_DIR = "parts"
+
+
+def shard_name(part: int, prefix: str = "shard") -> str:
+    return f"{prefix}-{part:06d}.tar"
+
+
+class PartWriter:
+    """Writes records in order into shards capped by ``max_bytes`` and ``max_count``."""
+
+    def __init__(self, out_dir: str | Path, *, first_part: int = 0, max_bytes: int = 256 << 20,
+                 max_count: int = 10_000, prefix: str = "shard"):
+        if max_bytes <= 0 or max_count <= 0:
+            raise ValueError("shard size and count caps must be positive")
+        self.out = Path(out_dir)
+        (self.out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+        self.part, self.max_bytes, self.max_count, self.prefix = first_part, max_bytes, max_count, prefix
+        self._tar: tarfile.TarFile | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._records: list[dict[str, Any]] = []
+        self._regions: list[dict[str, Any]] = []
+        self._rejects: list[dict[str, Any]] = []
+        self._bytes = 0
+
+    @property
+    def _shard(self) -> Path:
+        return self.out / shard_name(self.part, self.prefix)
+
+    def add_record(self, key: str, members: dict[str, bytes], rows: list[dict[str, Any]],
+                   checksum: str) -> None:
+        size = sum(len(v) for v in members.values())
+        if self._records and (self._bytes + size > self.max_bytes
+                              or len(self._records) >= self.max_count):
+            self.finish_part()
+        if self._tar is None:
+            self._tar = tarfile.open(self._tmp(self._shard), "w", format=tarfile.USTAR_FORMAT)
+        self._bytes += tario.add_record(self._tar, key, members)
+        name = self._shard.name
+        self._records.append({"key": key, "checksum": checksum, "bytes": size,
+                              "member_bytes": {k: len(v) for k, v in members.items()}})
+        self._regions.extend({**r, "shard": name} for r in rows)
+
+    def add_reject(self, key: str, file: str, reason: str) -> None:
+        self._rejects.append({"key": key, "file": file, "reason": reason})
+
+    def finish_part(self) -> None:
+        """Close the open part (if it holds anything) atomically and start the next."""
+        if not self._records and not self._rejects:
+            return
+        shard = None
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+            tmp = self._tmp(self._shard)
+            _fsync(tmp)
+            os.replace(tmp, self._shard)
+            shard = self._shard.name
+        sidecar = {"part": self.part, "shard": shard, "bytes": self._bytes,
+                   "records": self._records, "regions": self._regions, "rejects": self._rejects}
+        write_json(sidecar, self.out / PARTS_DIR / f"{self.prefix}-{self.part:06d}.json")
+        self.part += 1
+        self._reset()
+
+    def close(self) -> None:
+        self.finish_part()
+
+    def abort(self) -> None:
+        """Drop the open part (used on errors; finished parts stay for ``--resume``)."""
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+        self._tmp(self._shard).unlink(missing_ok=True)
+        self._reset()
+
+    @staticmethod
+    def _tmp(path: Path) -> Path:
+        return path.with_name(path.name + ".tmp")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def finished_parts(out_dir: str | Path, prefix: str = "shard") -> list[dict[str, Any]]:
+    """Sidecars of the complete parts, in order; removes leftovers of an interrupted part."""
+    out = Path(out_dir)
+    parts = []
+    for p in sorted((out / PARTS_DIR).glob(f"{prefix}-*.json")):
+        side = json.loads(p.read_text())
+        if side["shard"] is not None and not (out / side["shard"]).is_file():
+            raise RuntimeError(f"{p}: its shard {side['shard']} is missing; the output folder "
+                               "was changed by hand, start again without --resume")
+        parts.append(side)
+    done = {s["shard"] for s in parts}
+    for leftover in list(out.glob("*.tmp")) + list((out / PARTS_DIR).glob("*.tmp")):
+        leftover.unlink()
+    for tar in out.glob(f"{prefix}-*.tar"):
+        if tar.name not in done:  # renamed but its sidecar never was: redo that part
+            tar.unlink()
+    return parts

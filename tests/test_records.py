@@ -1,0 +1,133 @@
+"""Record encoding: layered masks, distance maps within the stated bound, whole records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from iis_pipe.records import distances, masks, schema
+from iis_pipe.regions.candidates import bbox_xywh, region_candidates
+
+
+def _davis_masks(davis_dir, n=12):
+    files = sorted((davis_dir / "gt").glob("*.png"))[:: max(1, 345 // n)][:n]
+    out = []
+    for f in files:
+        ids = np.array(Image.open(f))
+        out.append((f.stem, [ids == v for v in np.unique(ids) if v not in (0, 255)],
+                    ids == 255))
+    return out
+
+
+def _grabcut_masks(grabcut_dir):
+    for f in sorted((grabcut_dir / "boundary_GT").glob("*.bmp")):
+        a = np.array(Image.open(f))
+        yield f.stem, a == 255
+
+
+def test_layers_round_trip_and_keep_overlaps():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:60, :80]
+    ms = []
+    for _ in range(7):
+        cy, cx, r = rng.integers(10, 50), rng.integers(10, 70), rng.integers(5, 20)
+        ms.append((yy - cy) ** 2 + (xx - cx) ** 2 < r * r)
+    ms = np.stack(ms)
+    assert (ms.sum(0) > 1).any(), "the fixture must contain overlaps"
+    stacked, slots = masks.pack_layers(ms)
+    back = masks.unpack_layers(stacked, slots, 60)
+    assert np.array_equal(back, ms)
+    assert stacked.shape[0] // 60 == len({layer for layer, _ in slots}) > 1
+
+
+def test_disjoint_masks_need_one_layer():
+    ids = np.zeros((30, 40), np.uint8)
+    ids[:10] = 1
+    ids[10:20, :20] = 2
+    ids[25:, 30:] = 3
+    ms = np.stack([ids == v for v in (1, 2, 3)])
+    stacked, slots = masks.pack_layers(ms)
+    assert stacked.shape == (30, 40) and {layer for layer, _ in slots} == {0}
+    assert np.array_equal(masks.unpack_layers(stacked, slots, 30, [2]), ms[[2]])
+
+
+def _exact(mask):
+    inside = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    outside = ndimage.distance_transform_edt(~mask)
+    return np.where(mask, inside, outside)
+
+
+def _check_bound(mask, coding):
+    q, win = distances.encode_region(mask, bbox_xywh(mask), coding)
+    full = distances.unpack_region(q, 0, win, mask.shape, coding.clip)
+    exact = _exact(mask)
+    decoded = full.astype(np.float64) * coding.step
+    free = exact < (coding.clip - 0.5) * coding.step
+    err = np.abs(decoded - exact)[free]
+    assert err.max(initial=0) <= coding.step / 2 + 1e-6
+    assert (full[~free] == coding.clip).all()
+    return err.max(initial=0)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("coding", [distances.DistanceCoding(), distances.DistanceCoding(2.0, 40)])
+def test_distance_bound_on_grabcut(grabcut_dir, coding):
+    worst = max(_check_bound(m, coding) for _, m in _grabcut_masks(grabcut_dir))
+    assert worst > 0  # the quantisation is real, not a copy of the exact values
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("coding", [distances.DistanceCoding(), distances.DistanceCoding(0.5, 30)])
+def test_distance_bound_on_davis_instances(davis_dir, coding):
+    for _, insts, _ in _davis_masks(davis_dir):
+        for m in insts:
+            _check_bound(m, coding)
+
+
+@pytest.mark.realdata
+def test_record_round_trip_on_davis(davis_dir):
+    stem, insts, void = _davis_masks(davis_dir, 3)[1]
+    img_bytes = (davis_dir / "img" / f"{stem}.jpg").read_bytes()
+    h, w = void.shape
+    inst = np.stack(insts)
+    regions, meta, dropped = region_candidates(inst, [{"label": i + 1} for i in range(len(inst))])
+    members = schema.encode_record(stem, img_bytes, "jpg", (h, w), regions, meta, void,
+                                   {"source": "davis", "split": "val"},
+                                   distances.DistanceCoding())
+    assert members["jpg"] is img_bytes  # passthrough, not re-encoded
+    rec = schema.decode_record(members)
+    assert np.array_equal(rec.regions, inst)
+    assert np.array_equal(rec.ignore, void)
+    assert rec.image.shape == (h, w, 3)
+    for i, m in enumerate(inst):
+        inside, outside = rec.inside_outside(i)
+        exact = _exact(m)
+        free = exact < 254.5
+        assert np.abs(np.where(m, inside, outside) - exact)[free].max() <= 0.5 + 1e-6
+        assert (inside[~m] == 0).all() and (outside[m] == 0).all()
+    assert [r["area"] for r in rec.meta["regions"]] == [int(m.sum()) for m in inst]
+
+
+def test_checksum_sees_every_byte():
+    members = {"jpg": b"abc", "meta.json": b"{}"}
+    other = {"jpg": b"abd", "meta.json": b"{}"}
+    assert schema.checksum(members) != schema.checksum(other)
+    assert schema.checksum(members) == schema.checksum(dict(reversed(members.items())))
+
+
+def test_reader_rejects_other_schema_version():
+    with pytest.raises(ValueError, match="schema"):
+        schema.decode_meta({"meta.json": b'{"schema": 99}'})
+
+
+def test_min_area_and_components_are_accounted():
+    inst = np.zeros((1, 20, 20), bool)
+    inst[0, 2:6, 2:6] = True      # 16 px
+    inst[0, 10:12, 10:12] = True  # 4 px, a second component
+    regions, meta, dropped = region_candidates(inst, [{}], split_components=True, min_area=5)
+    assert len(regions) == 1 and meta[0]["area"] == 16 and meta[0]["bbox"] == (2, 2, 4, 4)
+    assert len(dropped) == 1 and dropped[0]["area"] == 4
+    whole, _, none = region_candidates(inst, [{}])
+    assert len(whole) == 1 and whole[0].sum() == 20 and none == []
