@@ -2,6 +2,212 @@
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+from pathlib import Path
+
 import click
 
 from cli.main import main
+from iis_pipe import sources
+from iis_pipe.errors import BadInput
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
+          "ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40}
+
+
+class ByteSize(click.ParamType):
+    """``256MB``, ``1.5GiB``, ``500k`` or plain bytes."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        m = _SIZE.match(str(value))
+        unit = (m.group(2) or "").lower().rstrip("b") if m else None
+        if not m or unit not in _UNITS or float(m.group(1)) <= 0:
+            self.fail(f"{value!r} is not a size such as 256MB, 1GiB or 500k", param, ctx)
+        return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        out[key.strip()] = _literal(value.strip())
+    return out
+
+
+def _literal(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _fail(e: Exception) -> click.ClickException:
+    return click.ClickException(str(e))
+
+
+@main.command()
+@click.argument("source", required=False, default="toy")
+@click.option("-f", "--format", "fmt", type=click.Choice(sorted(sources.FORMATS)),
+              help="Dataset layout; detected from the folder when omitted.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for shards, index and manifest.")
+@click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE",
+              help="Source option (repeatable), e.g. -O split=val -O ignore_value=255.")
+@click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: all cores; 1 runs in this process).")
+@click.option("--shard-size", type=ByteSize(), default="256MB", show_default=True,
+              help="Maximum bytes of records per shard.")
+@click.option("--shard-count", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Maximum records per shard.")
+@click.option("--split-components", is_flag=True,
+              help="Each connected component of an instance becomes its own region.")
+@click.option("--min-area", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Regions smaller than this many pixels are dropped (and counted).")
+@click.option("--dt-step", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Stored distance quantum in pixels (error <= step/2).")
+@click.option("--dt-clip", type=click.IntRange(1, 255), default=255, show_default=True,
+              help="Stored distances saturate at clip * step pixels.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
+@click.option("--overwrite", is_flag=True, help="Delete an earlier run's output in OUT first.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad input instead of recording it.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_components,
+            min_area, dt_step, dt_clip, resume, overwrite, strict, quiet):
+    """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
+    webdataset shards of region records with a parquet index."""
+    from pipelines.prepare import PrepareError, RecordParams, prepare as run
+
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    if source != "toy" and not Path(source).exists():
+        raise click.BadParameter(f"{source}: no such folder", param_hint="SOURCE")
+    if fmt is None and source != "toy":
+        try:
+            fmt = sources.detect_format(Path(source))
+        except ValueError as e:
+            raise click.ClickException(f"{e}; name the layout with --format") from None
+    params = RecordParams(split_components=split_components, min_area=min_area,
+                          dt_step=dt_step, dt_clip=dt_clip)
+    try:
+        res = run(source, out, format=fmt, params=params, source_options=_options(opts),
+                  workers=workers, shard_size=shard_size, shard_count=shard_count,
+                  resume=resume, overwrite=overwrite, strict=strict, progress=not quiet)
+    except (PrepareError, ValueError, TypeError, FileNotFoundError, BadInput) as e:
+        raise _fail(e) from None
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished shards in {out} are kept; rerun with --resume",
+                   err=True)
+        sys.exit(130)
+    b = res.bytes
+    click.echo(f"{res.out}: {res.records} records, {res.regions} regions, {res.rejects} rejected "
+               f"of {res.inputs} inputs, {res.shards} shards")
+    click.echo(f"bytes: images {b['image']:,}  regions {b['regions']:,}  ignore {b['ignore']:,}  "
+               f"distances {b['dt']:,} ({b['dt'] / max(b['image'], 1):.2f}x images)  "
+               f"total {b['total']:,}")
+    click.echo(f"{res.processed} images in {res.seconds:.1f} s: {res.images_per_s:.1f} images/s")
+    for reason, n in sorted(res.reject_reasons.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  rejected {n:5d}: {reason}")
+    if res.rejects:
+        click.echo(f"  details: {res.out / 'rejects.parquet'}")
+
+
+@main.command()
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def inspect(root, as_json):
+    """Counts, sizes, region areas and sources of a prepared dataset."""
+    from pipelines.inspect import inspect as run
+
+    try:
+        info = run(root)
+    except FileNotFoundError as e:
+        raise _fail(e) from None
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    c, b = info["counts"], info["bytes"]
+    click.echo(f"{info['root']} ({info['format']}, schema {info['schema']}): {info['records']} "
+               f"records, {info['regions']} regions in {info['shards']} shards; "
+               f"{c['rejects']} of {c['inputs']} inputs rejected")
+    click.echo(f"bytes: " + "  ".join(f"{k} {v:,}" for k, v in b.items()))
+    sz = info["image_sizes"]
+    click.echo(f"image sizes: {sz['distinct']} distinct, from {sz['min']} to {sz['max']} (H, W)")
+    click.echo("region area (pixels):")
+    top = max((r["regions"] for r in info["area_histogram"]), default=1) or 1
+    for r in info["area_histogram"]:
+        hi = "inf" if r["to"] is None else f"{r['to']:,}"
+        click.echo(f"  {r['from']:>9,} - {hi:>9} {r['regions']:6d} " + "#" * round(40 * r["regions"] / top))
+    click.echo(f"{'source':<12}{'records':>9}{'regions':>9}{'reg/rec':>9}{'median area':>13}")
+    for s in info["per_source"]:
+        click.echo(f"{s['source']:<12}{s['records']:>9}{s['regions']:>9}"
+                   f"{s['regions_per_record']:>9.2f}{s['median_area']:>13,.0f}")
+
+
+@main.command()
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def verify(root, quiet):
+    """Check checksums, that every record decodes, and that the index matches the shards.
+    Exits non-zero on any fault."""
+    from pipelines.verify import verify as run
+
+    try:
+        report = run(root, progress=not quiet)
+    except FileNotFoundError as e:
+        raise _fail(e) from None
+    for shard, key, reason in report.faults:
+        click.echo(f"FAULT {shard} {key}: {reason}", err=True)
+    click.echo(f"{root}: {report.records} records, {report.regions} regions checked, "
+               f"{len(report.faults)} faults")
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--key", default=None, help="Record key (default: the first record).")
+@click.option("--region", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Region whose distance map is drawn.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("preview.png"), show_default=True)
+def show(root, key, region, out):
+    """Write a preview PNG of one record: regions, ignore pixels, distance map."""
+    from pipelines.preview import show as run
+
+    try:
+        path = run(root, out, key=key, region=region)
+    except (KeyError, IndexError, FileNotFoundError, OSError) as e:
+        raise _fail(e.args[0] if isinstance(e, KeyError) else e) from None
+    click.echo(f"preview: {path}")
+
+
+@main.command()
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("out/demo"), show_default=True)
+@click.option("-n", "--count", type=click.IntRange(min=1), default=48, show_default=True,
+              help="Synthetic images to generate.")
+def demo(out, count):
+    """The main job on the built-in synthetic dataset: prepare, verify, preview."""
+    from pipelines.prepare import prepare as run_prepare
+    from pipelines.preview import show as run_show
+    from pipelines.verify import verify as run_verify
+
+    shards = out / "shards"
+    res = run_prepare("toy", shards, source_options={"count": count}, overwrite=True)
+    click.echo(f"prepared {res.records} records, {res.regions} regions into {shards} "
+               f"({res.images_per_s:.1f} images/s)")
+    report = run_verify(shards, progress=False)
+    click.echo(f"verified: {report.records} records, {len(report.faults)} faults")
+    preview = run_show(shards, out / "preview.png")
+    click.echo(f"preview picture: {preview}")
+    if not report.ok:
+        sys.exit(1)

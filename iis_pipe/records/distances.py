@@ -56,9 +56,17 @@ def window(bbox_xywh: tuple[int, int, int, int], shape: tuple[int, int], margin:
 def exact_map(mask: np.ndarray) -> np.ndarray:
     """``(H, W) bool`` region -> ``(H, W) float32`` exact combined distance map ``u``."""
     m = mask.astype(np.uint8)
-    inside = _edt(np.pad(m, 1))[1:-1, 1:-1]
-    outside = _edt(1 - m)
-    return np.where(mask, inside, outside)
+    u = _edt(1 - m)  # outside; 0 on the region
+    # Inside only needs the region's bbox plus one pixel (or the border): nearer sites than
+    # that ring cannot lie beyond it.
+    rows = np.flatnonzero(m.any(axis=1))
+    cols = np.flatnonzero(m.any(axis=0))
+    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, m.shape[0])
+    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, m.shape[1])
+    inside = _edt(np.pad(m[y0:y1, x0:x1], 1))[1:-1, 1:-1]
+    box = u[y0:y1, x0:x1]
+    np.copyto(box, inside, where=mask[y0:y1, x0:x1])
+    return u
 
 
 def encode_region(mask: np.ndarray, bbox_xywh, coding: DistanceCoding
@@ -69,7 +77,11 @@ def encode_region(mask: np.ndarray, bbox_xywh, coding: DistanceCoding
     # zero pad stands for the image border (where the window touches it) and is never nearer
     # than a real non-region pixel elsewhere, because the window extends past the bbox there.
     u = exact_map(mask[y0:y0 + h, x0:x0 + w])
-    q = np.minimum(np.rint(u * (1.0 / coding.step)), coding.clip).astype(np.uint8)
+    # Rounds to nearest and saturates at 255 in one pass (distances never sit on a .5 tie:
+    # sqrt of an integer is not k + 1/2).
+    q = cv2.convertScaleAbs(u, alpha=1.0 / coding.step)
+    if coding.clip < 255:
+        np.minimum(q, coding.clip, out=q)
     return q, (y0, x0, h, w)
 
 

@@ -20,7 +20,8 @@ INDEX_SCHEMA = pa.schema([
     ("width", pa.int32()), ("source", pa.string()), ("split", pa.string()),
     ("checksum", pa.string()),
 ])
-REJECTS_SCHEMA = pa.schema([("key", pa.string()), ("file", pa.string()), ("reason", pa.string())])
+REJECTS_SCHEMA = pa.schema([("key", pa.string()), ("file", pa.string()), ("reason", pa.string()),
+                            ("input", pa.string())])
 
 
 def region_rows(meta: dict[str, Any], shard: str, checksum: str) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ def shard_name(part: int, prefix: str = "shard") -> str:
 class PartWriter:
     """Writes records in order into shards capped by ``max_bytes`` and ``max_count``."""
 
-    def __init__(self, out_dir: str | Path, *, first_part: int = 0, max_bytes: int = 256 << 20,
+    def __init__(self, out_dir: str | Path, *, first_part: int = 0, max_bytes: int = 256_000_000,
                  max_count: int = 10_000, prefix: str = "shard"):
         if max_bytes <= 0 or max_count <= 0:
             raise ValueError("shard size and count caps must be positive")
@@ -61,8 +61,11 @@ class PartWriter:
                               "member_bytes": {k: len(v) for k, v in members.items()}})
         self._regions.extend({**r, "shard": name} for r in rows)
 
-    def add_reject(self, key: str, file: str, reason: str) -> None:
-        self._rejects.append({"key": key, "file": file, "reason": reason})
+    def add_reject(self, key: str, file: str, reason: str, input_id: str = "") -> None:
+        """``input_id`` identifies the input for ``--resume`` (a key alone may be shared by a
+        good image and a clashing file)."""
+        self._rejects.append({"key": key, "file": file, "reason": reason,
+                              "input": input_id or key})
 
     def finish_part(self) -> None:
         """Close the open part (if it holds anything) atomically and start the next."""

@@ -1,0 +1,259 @@
+"""``prepare``: a segmentation dataset on disk -> webdataset shards of records + parquet index.
+
+sources (scan, load) -> regions (candidates) -> records (encode) -> shards (parts) -> index.
+Work over images runs on an executor; results are written in input order, so shard contents
+do not depend on the worker count and an interrupted run resumes to the very same index.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from iis_pipe import sources
+from iis_pipe.errors import BadInput
+from iis_pipe.records import schema
+from iis_pipe.records.distances import DistanceCoding
+from iis_pipe.regions.candidates import region_candidates
+from iis_pipe.shards import index as idx
+from iis_pipe.shards.writer import PARTS_DIR, PartWriter, finished_parts
+from pipelines.executors import make_executor, ordered_map
+
+RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
+
+
+@dataclass(frozen=True)
+class RecordParams:
+    """How images become records (stored in the manifest)."""
+
+    split_components: bool = False
+    min_area: int = 1
+    dt_step: float = 1.0
+    dt_clip: int = 255
+
+    @property
+    def coding(self) -> DistanceCoding:
+        return DistanceCoding(step=self.dt_step, clip=self.dt_clip)
+
+
+@dataclass
+class PrepareResult:
+    out: Path
+    inputs: int
+    records: int
+    regions: int
+    rejects: int
+    reject_reasons: dict[str, int]
+    bytes: dict[str, int]
+    seconds: float
+    processed: int
+    shards: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+
+class PrepareError(RuntimeError):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dict[str, Any]:
+    """Load one item and encode its record. Returns a result dict (picklable): either
+    ``{"key", "members", "rows", "checksum", "timings"}`` or ``{"key", "file", "reason"}``."""
+    t0 = time.perf_counter()
+    try:
+        sample = sources.get_format(fmt).load(item)
+        t1 = time.perf_counter()
+        masks, meta, dropped = region_candidates(
+            sample.instances, sample.instance_meta,
+            split_components=params.split_components, min_area=params.min_area)
+        if len(masks) == 0:
+            raise BadInput(sample.meta.get("image_file", item.key),
+                           f"no region left (instances: {len(sample.instances)}, "
+                           f"min_area {params.min_area})", key=item.key)
+        t2 = time.perf_counter()
+        info = {**sample.meta, "dropped": dropped}
+        members = schema.encode_record(sample.key, sample.image_bytes, sample.image_ext,
+                                       sample.size, masks, meta, sample.ignore, info,
+                                       params.coding)
+        t3 = time.perf_counter()
+    except BadInput as e:
+        return {"key": e.key or item.key, "file": e.file, "reason": e.reason}
+    except Exception as e:  # a file no reader foresaw must not end a long run
+        return {"key": item.key, "file": str(next(iter(item.files.values()), item.key)),
+                "reason": f"unexpected {type(e).__name__}: {e}"}
+    rec_meta = schema.decode_meta(members)
+    checksum = schema.checksum(members)
+    return {"key": sample.key, "members": members, "checksum": checksum,
+            "rows": idx.region_rows(rec_meta, "", checksum),
+            "timings": {"load": t1 - t0, "regions": t2 - t1, "encode": t3 - t2}}
+
+
+def _task(task: tuple) -> dict[str, Any]:
+    item, fmt, params = task
+    if isinstance(item, BadInput):
+        res = {"key": item.key or "", "file": item.file, "reason": item.reason}
+    else:
+        res = make_record(item, fmt, params)
+    res["input"] = _input_id(item)
+    return res
+
+
+def _input_id(item: sources.SourceItem | BadInput) -> str:
+    """Identity of an input for --resume: an item by its key, a scan reject by key and file."""
+    if isinstance(item, sources.SourceItem):
+        return f"item:{item.key}"
+    return f"scan:{item.key or ''}:{item.file}"
+
+
+def _unique_keys(items):
+    """Turn a repeated record key into a reject: two files must never overwrite each other."""
+    seen: set[str] = set()
+    for item in items:
+        if isinstance(item, sources.SourceItem):
+            if item.key in seen:
+                item = BadInput(next(iter(item.files.values())),
+                                f"another input already has record key {item.key!r}",
+                                key=item.key)
+            else:
+                seen.add(item.key)
+        yield item
+
+
+def _prepare_out(out: Path, run: dict[str, Any], resume: bool, overwrite: bool
+                 ) -> list[dict[str, Any]]:
+    """Check the output folder against the run; returns the finished parts to keep."""
+    run_file = out / PARTS_DIR / RUN_FILE
+    if overwrite and out.exists():
+        for p in [*out.glob("shard-*.tar*"), *(out / f for f in
+                  (idx.INDEX_FILE, idx.REJECTS_FILE, idx.MANIFEST_FILE))]:
+            p.unlink(missing_ok=True)
+        shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
+    if resume and run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        if previous != run:
+            changed = sorted(k for k in set(run) | set(previous) if run.get(k) != previous.get(k))
+            raise PrepareError(f"{out}: --resume with other settings than the interrupted run "
+                               f"(differs in: {', '.join(changed)}); use the same settings or "
+                               "--overwrite")
+        return finished_parts(out)
+    if out.exists() and any(out.iterdir()):
+        raise PrepareError(f"{out} is not empty: use --resume to continue an interrupted run "
+                           "or --overwrite to start again")
+    (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    idx.write_json(run, run_file)
+    return []
+
+
+def prepare(source: str | Path | None, out: str | Path, *, format: str | None = None,
+            params: RecordParams = RecordParams(), source_options: dict[str, Any] | None = None,
+            workers: int | None = None, shard_size: int = 256_000_000, shard_count: int = 10_000,
+            resume: bool = False, overwrite: bool = False, strict: bool = False,
+            progress: bool = True, executor=None) -> PrepareResult:
+    """Convert a dataset into shards under ``out``; see the README for the layout.
+
+    ``executor``: any ``concurrent.futures.Executor`` to use instead of the built-in choice
+    (``workers`` <= 1: this process; else a process pool of ``workers``).
+    """
+    out = Path(out)
+    options = dict(source_options or {})
+    if format is None and (source is None or str(source) == "toy"):
+        format = "toy"  # the built-in synthetic source needs no folder
+    fmt = format or sources.detect_format(Path(source))
+    src = sources.get_format(fmt)
+    root = None if fmt == "toy" or source is None else str(Path(source).resolve())
+    run = {"schema": schema.SCHEMA_VERSION, "format": fmt, "source": root,
+           "options": {k: str(v) for k, v in sorted(options.items())}, "params": asdict(params),
+           "shard_size": shard_size, "shard_count": shard_count}
+    parts = _prepare_out(out, run, resume, overwrite)
+
+    inputs = list(_unique_keys(src.scan(None if root is None else Path(root), **options)))
+    done = {f"item:{r['key']}" for p in parts for r in p["records"]} | {
+        r["input"] for p in parts for r in p["rejects"]}
+    todo = [it for it in inputs if _input_id(it) not in done]
+
+    writer = PartWriter(out, first_part=len(parts), max_bytes=shard_size, max_count=shard_count)
+    timings: Counter = Counter()
+    t_start = time.perf_counter()
+    bar = tqdm(total=len(todo), disable=not progress, unit="img", desc=f"prepare {fmt}")
+    try:
+        with (make_executor(workers) if executor is None else _given(executor)) as ex:
+            tasks = ((it, fmt, params) for it in todo)
+            for res in ordered_map(_task, tasks, ex):
+                if "reason" in res:
+                    if strict:
+                        raise PrepareError(f"{res['file']}: {res['reason']} (--strict)")
+                    writer.add_reject(res["key"], res["file"], res["reason"], res["input"])
+                else:
+                    t0 = time.perf_counter()
+                    writer.add_record(res["key"], res["members"], res["rows"], res["checksum"])
+                    timings["write"] += time.perf_counter() - t0
+                    timings.update(res["timings"])
+                bar.update()
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t_start
+    return finish(out, run, len(inputs), len(todo), seconds, dict(timings))
+
+
+class _given:
+    """Context manager that lends a caller's executor without shutting it down."""
+
+    def __init__(self, executor):
+        self.executor = executor
+
+    def __enter__(self):
+        return self.executor
+
+    def __exit__(self, *exc):
+        return False
+
+
+def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, seconds: float,
+           timings: dict[str, float]) -> PrepareResult:
+    """Gather the parts into ``index.parquet``, ``rejects.parquet`` and ``manifest.json``."""
+    parts = finished_parts(out)
+    rows = [r for p in parts for r in p["regions"]]
+    rejects = [r for p in parts for r in p["rejects"]]
+    records = [r for p in parts for r in p["records"]]
+    if len(records) + len(rejects) != n_inputs:
+        raise PrepareError(f"{out}: {n_inputs} inputs but {len(records)} records + "
+                           f"{len(rejects)} rejects; the folder holds parts of another run")
+    idx.write_table(rows, idx.INDEX_SCHEMA, out / idx.INDEX_FILE)
+    idx.write_table(rejects, idx.REJECTS_SCHEMA, out / idx.REJECTS_FILE)
+    member_bytes: Counter = Counter()
+    for r in records:
+        member_bytes.update(r["member_bytes"])
+    byte_sums = {"image": member_bytes["jpg"] + member_bytes["png"],
+                 "regions": member_bytes[schema.REGIONS], "ignore": member_bytes[schema.IGNORE],
+                 "dt": member_bytes[schema.DT], "meta": member_bytes[schema.META]}
+    byte_sums["total"] = sum(byte_sums.values())
+    reasons = Counter(_reason_kind(r["reason"]) for r in rejects)
+    shards = [{"shard": p["shard"], "records": len(p["records"]), "bytes": p["bytes"]}
+              for p in parts if p["shard"]]
+    manifest = {**run, "counts": {"inputs": n_inputs, "records": len(records),
+                                  "regions": len(rows), "rejects": len(rejects)},
+                "reject_reasons": dict(reasons), "bytes": byte_sums, "shards": shards}
+    idx.write_json(manifest, out / idx.MANIFEST_FILE)
+    return PrepareResult(out=out, inputs=n_inputs, records=len(records), regions=len(rows),
+                         rejects=len(rejects), reject_reasons=dict(reasons), bytes=byte_sums,
+                         seconds=seconds, processed=processed, shards=len(shards),
+                         timings=timings)
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons for the summary: the text before any parenthesised detail."""
+    return reason.split(" (")[0]
