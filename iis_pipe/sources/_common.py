@@ -146,7 +146,7 @@ def read_ids(item: SourceItem, path: str, size: tuple[int, int], void: int | Non
         arr = color[:, :, 0]
     check_size(item, path, arr, size)
     if palette is not None:
-        bad = np.setdiff1d(np.unique(arr[arr >= palette]), [] if void is None else [void])
+        bad = np.setdiff1d(present_values(arr[arr >= palette]), [] if void is None else [void])
         if bad.size:
             raise BadInput(path, f"unknown palette index {bad.tolist()} (palette has {palette} entries)",
                            item.key)
@@ -164,13 +164,21 @@ def check_size(item: SourceItem, path: str, arr: np.ndarray, size: tuple[int, in
                        item.key)
 
 
+def present_values(arr: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array (a bincount for 8/16-bit maps: several
+    times faster than ``np.unique`` on a full image)."""
+    if arr.dtype in (np.uint8, np.uint16) and arr.size:
+        return np.flatnonzero(np.bincount(arr.ravel())).astype(arr.dtype)
+    return np.unique(arr)
+
+
 def split_ids(ids: np.ndarray, void: int | None = None) -> tuple[np.ndarray, list[int], np.ndarray]:
     """Id map ``(H, W)`` -> ``(instances (K, H, W) bool, ids (K,), ignore (H, W) bool)``.
 
     0 is background, ``void`` (if given) is ignore, every other value one instance, in increasing
     id order.
     """
-    values = np.unique(ids)
+    values = present_values(ids)
     values = values[(values != 0) & (values != void)] if void is not None else values[values != 0]
     instances = ids[None] == values[:, None, None]
     ignore = ids == void if void is not None else np.zeros(ids.shape, bool)

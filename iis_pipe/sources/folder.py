@@ -23,7 +23,7 @@ from iis_pipe.errors import BadInput
 from iis_pipe.sources import berkeley
 from iis_pipe.sources._common import (IMAGE_EXTS, first_channel, has_dirs, index_files, make_sample,
                                       read_ids, read_image, read_mask, record_key, require_dir,
-                                      split_ids)
+                                      present_values, split_ids)
 from iis_pipe.sources.types import Sample, SourceItem
 
 NAME = "folder"
@@ -107,7 +107,7 @@ def load_whole(item: SourceItem, image: tuple[bytes, str, tuple[int, int]]) -> S
     path = item.files["mask"]
     ids = read_ids(item, path, image[2])
     ignore_value = item.extra.get("ignore_value")
-    values = set(np.unique(ids).tolist())
+    values = set(present_values(ids).tolist())
     if ignore_value is None and (values <= {0, 255} or values <= {0, 1}):
         return make_sample(item, image, (ids > 0)[None], [{"label": 1}], np.zeros(ids.shape, bool), [path])
     instances, labels, ignore = split_ids(ids, ignore_value)

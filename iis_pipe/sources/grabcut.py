@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from iis_pipe.errors import BadInput
-from iis_pipe.sources._common import (first_channel, has_dirs, make_sample, read_image, read_mask,
+from iis_pipe.sources._common import (first_channel, has_dirs, make_sample, present_values, read_image, read_mask,
                                       require_dir, scan_pairs)
 from iis_pipe.sources.types import Sample, SourceItem
 
@@ -36,7 +36,7 @@ def load(item: SourceItem) -> Sample:
     image = read_image(item, item.files["image"])
     # Some copies store the gray mask as 24-bit BMP; its channels are equal.
     mask = first_channel(read_mask(item, item.files["mask"], image[2]))
-    unknown = np.setdiff1d(np.unique(mask), [0, BAND, OBJECT])
+    unknown = np.setdiff1d(present_values(mask), [0, BAND, OBJECT])
     if unknown.size:
         raise BadInput(item.files["mask"], f"unknown mask value {unknown.tolist()} (expected 0, 128, 255)",
                        item.key)

@@ -18,7 +18,7 @@ import numpy as np
 
 from iis_pipe.errors import BadInput
 from iis_pipe.sources._common import (has_dirs, make_sample, read_ids, read_image, read_list,
-                                      require_dir, scan_pairs, split_ids)
+                                      present_values, require_dir, scan_pairs, split_ids)
 from iis_pipe.sources.types import Sample, SourceItem
 
 NAME = "voc"
@@ -71,7 +71,7 @@ def load(item: SourceItem) -> Sample:
         meta = [{"label": i, "source_id": i} for i in ids]
     else:
         classes = read_ids(item, class_file, image[2], void=VOID)
-        unknown = np.setdiff1d(np.unique(classes), [*range(len(VOC_CLASSES)), VOID])
+        unknown = np.setdiff1d(present_values(classes), [*range(len(VOC_CLASSES)), VOID])
         if unknown.size:
             raise BadInput(class_file, f"unknown class index {unknown.tolist()} (VOC has 0..20 and 255)",
                            item.key)
