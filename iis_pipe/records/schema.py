@@ -3,15 +3,17 @@
 A record is one image with all its regions (image bytes are never duplicated). In a webdataset
 tar it is the group of members ``{key}.{suffix}``:
 
-==============  ===========================================================================
-suffix          content
-==============  ===========================================================================
-``jpg``/``png`` the image: original JPEG bytes untouched, other formats re-encoded once as PNG
-``regions.png`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (see ``masks``)
-``ignore.png``  ``(H, W)`` uint8, 1 where pixels are ignored (void, boundary bands, crowds)
-``dt.png``      per-region quantised distance maps, cropped and stacked (see ``distances``)
-``meta.json``   everything else (below)
-==============  ===========================================================================
+==================  =======================================================================
+suffix              content
+==================  =======================================================================
+``jpg``/``png``     the image: original JPEG bytes untouched, other formats re-encoded as PNG
+``regions.npy.zst`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (``masks``)
+``ignore.npy.zst``  ``(H, W)`` bool, True where pixels are ignored (void, boundaries, crowds)
+``dt.npy.zst``      per-region quantised distance maps, cropped and stacked (``distances``)
+``meta.json``       everything else (below)
+==================  =======================================================================
+
+Array members are zstd-compressed ``.npy`` files (see ``arrays``).
 
 ``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
 ``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``dt``
@@ -32,11 +34,11 @@ import numpy as np
 
 from iis_pipe.images import decode_image
 from iis_pipe.records import distances, masks
-from iis_pipe.records.png import decode_png, encode_png
+from iis_pipe.records.arrays import decode_array, encode_array
 
 SCHEMA_VERSION = 1
 IMAGE_SUFFIXES = ("jpg", "png")
-REGIONS, IGNORE, DT, META = "regions.png", "ignore.png", "dt.png", "meta.json"
+REGIONS, IGNORE, DT, META = "regions.npy.zst", "ignore.npy.zst", "dt.npy.zst", "meta.json"
 MEMBER_SUFFIXES = IMAGE_SUFFIXES + (REGIONS, IGNORE, DT, META)
 
 
@@ -94,9 +96,9 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
     }
     return {
         image_ext: image_bytes,
-        REGIONS: encode_png(layers),
-        IGNORE: encode_png(ignore.astype(np.uint8)),
-        DT: encode_png(canvas),
+        REGIONS: encode_array(layers),
+        IGNORE: encode_array(np.asarray(ignore, bool)),
+        DT: encode_array(canvas),
         META: json.dumps(meta, sort_keys=True, separators=(",", ":")).encode(),
     }
 
@@ -132,18 +134,18 @@ def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
                    ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) bool`` masks of all regions, or of ``ids``."""
     slots = [(r["layer"], r["label_id"]) for r in meta["regions"]]
-    return masks.unpack_layers(decode_png(members[REGIONS]), slots, meta["height"], ids)
+    return masks.unpack_layers(decode_array(members[REGIONS]), slots, meta["height"], ids)
 
 
 def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
     """``(H, W) bool`` ignore mask."""
-    return decode_png(members[IGNORE]).astype(bool)
+    return decode_array(members[IGNORE]).astype(bool, copy=False)
 
 
 def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
               ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) uint8`` quantised distance maps (multiply by ``meta["dt"]["step"]``)."""
-    canvas = decode_png(members[DT])
+    canvas = decode_array(members[DT])
     regs = meta["regions"]
     ids = range(len(regs)) if ids is None else ids
     shape = (meta["height"], meta["width"])
