@@ -1,0 +1,224 @@
+"""Exact Euclidean distance transforms in numba (Felzenszwalb-Huttenlocher, integer exact).
+
+Convention: ``distance_to_zero(mask)`` is ``scipy.ndimage.distance_transform_edt(mask)``: every
+True pixel gets the Euclidean distance to the nearest False pixel, False pixels get 0.
+``pad_border=True`` adds a virtual ring of False pixels around the image, so the image border counts
+as boundary (what the click robots and the records' inside transforms use).
+
+Records store per region::
+
+    inside = distance_to_zero(region, pad_border=True)   # > 0 exactly on the region
+    outside = distance_to_zero(~region)                  # > 0 exactly off the region
+
+Squared distances are integers and computed exactly (``int32``); the square root is taken last,
+so equal distances are bit-equal and every result is deterministic. A pixel with no False pixel
+to reach (an all-True mask without padding) is ``inf``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+SQ_INF = np.iinfo(np.int32).max  # squared distance of a pixel that reaches no zero
+_FAR = 1 << 20  # column distance meaning "no zero in this column"; _FAR**2 still fits int64
+
+
+@njit(cache=True, nogil=True)
+def _down_pass(feat, pad, out):
+    """``out[y, x]``: distance from a True pixel of ``feat (h, w) bool`` down its column to the
+    nearest False one (or the virtual padding), capped at ``_FAR``; 0 on False pixels."""
+    h, w = feat.shape
+    last = 1 if pad else _FAR
+    for x in range(w):
+        out[h - 1, x] = last if feat[h - 1, x] else 0
+    for y in range(h - 2, -1, -1):
+        for x in range(w):
+            out[y, x] = min(out[y + 1, x] + 1, _FAR) if feat[y, x] else 0
+
+
+@njit(cache=True, nogil=True)
+def _row_envelope(g, a, b, left, right, v, fv, z, out_row):
+    """Squared distances of the run ``a..b`` of one row, given column distances ``g`` (1-D).
+
+    Only the run and its two bounding zeros can be nearest sites for pixels of the run: any site
+    beyond a bounding zero is farther than that zero. ``left``/``right`` say whether the zero at
+    ``a - 1``/``b + 1`` exists (a real False pixel or the padding).
+    """
+    k = -1
+    for q in range(a - 1, b + 2):
+        if q == a - 1:
+            if not left:
+                continue
+            fq = 0
+        elif q == b + 1:
+            if not right:
+                continue
+            fq = 0
+        else:
+            if g[q] >= _FAR:
+                continue
+            fq = g[q] * g[q]
+        s = -np.inf
+        while k >= 0:
+            # Intersection of parabolas q and v[k]. Numerators are exact integers below 2**53 and
+            # distinct intersections differ by at least 1/(4 w**2), far above float64 rounding.
+            s = ((fq + q * q) - (fv[k] + v[k] * v[k])) / (2.0 * (q - v[k]))
+            if s <= z[k]:
+                k -= 1
+                s = -np.inf
+            else:
+                break
+        k += 1
+        v[k] = q
+        fv[k] = fq
+        z[k] = s
+    if k < 0:
+        for x in range(a, b + 1):
+            out_row[x] = SQ_INF
+        return
+    j = 0
+    for x in range(a, b + 1):
+        while j < k and z[j + 1] < x:
+            j += 1
+        d = x - v[j]
+        out_row[x] = d * d + fv[j]
+
+
+@njit(cache=True, nogil=True)
+def _sqdist(feat, pad, out):
+    """Exact squared distance from each True pixel of ``feat (h, w) bool`` to the nearest False
+    pixel (virtual False ring outside when ``pad``), into ``out (h, w) int32``."""
+    h, w = feat.shape
+    _down_pass(feat, pad, out)
+    up = np.zeros(w, np.int64)
+    g = np.zeros(w, np.int64)
+    v = np.zeros(w + 2, np.int64)
+    fv = np.zeros(w + 2, np.int64)
+    z = np.zeros(w + 2, np.float64)
+    first = 1 if pad else _FAR
+    for y in range(h):
+        any_feat = False
+        for x in range(w):
+            if feat[y, x]:
+                up[x] = min(up[x] + 1, _FAR) if y > 0 else first
+                g[x] = min(up[x], out[y, x])
+                any_feat = True
+            else:
+                up[x] = 0
+                g[x] = 0
+        if not any_feat:
+            continue
+        x = 0
+        while x < w:
+            if g[x] == 0:
+                x += 1
+                continue
+            a = x
+            while x < w and g[x] > 0:
+                x += 1
+            b = x - 1
+            _row_envelope(g, a, b, a > 0 or pad, b < w - 1 or pad, v, fv, z, out[y])
+
+
+@njit(cache=True, nogil=True)
+def _first_set(words, flat, reverse):
+    """Flat index of the first (last if ``reverse``) True byte of ``flat`` (``-1`` if none);
+    ``words`` is ``flat``'s head viewed as ``uint64``, so empty stretches cost a test per 8."""
+    nw, n = words.shape[0], flat.shape[0]
+    if not reverse:
+        for i in range(nw):
+            if words[i]:
+                for j in range(8 * i, 8 * i + 8):
+                    if flat[j]:
+                        return j
+        for j in range(8 * nw, n):
+            if flat[j]:
+                return j
+        return -1
+    for j in range(n - 1, 8 * nw - 1, -1):
+        if flat[j]:
+            return j
+    for i in range(nw - 1, -1, -1):
+        if words[i]:
+            for j in range(8 * i + 7, 8 * i - 1, -1):
+                if flat[j]:
+                    return j
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _mask_bbox(mask, words):
+    """``(y0, y1, x0, x1)`` half-open box of the True pixels of ``(H, W) bool``; ``y0 = -1`` if none."""
+    h, w = mask.shape
+    flat = mask.reshape(-1)
+    first = _first_set(words, flat, False)
+    if first < 0:
+        return -1, -1, -1, -1
+    y0, y1 = first // w, _first_set(words, flat, True) // w + 1
+    cols = np.zeros(w, np.uint8)
+    for y in range(y0, y1):  # OR of the box's rows: a vectorized pass
+        for x in range(w):
+            cols[x] |= np.uint8(mask[y, x])
+    x0, x1 = 0, w
+    while not cols[x0]:
+        x0 += 1
+    while not cols[x1 - 1]:
+        x1 -= 1
+    return y0, y1, x0, x1
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Half-open box ``(y0, y1, x0, x1)`` of the True pixels of ``(H, W) bool``; None if empty."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    flat = mask.reshape(-1)
+    box = _mask_bbox(mask, flat[: flat.size // 8 * 8].view(np.uint64))
+    return None if box[0] < 0 else tuple(int(c) for c in box)
+
+
+def grow_box(box: tuple[int, int, int, int], margin: int, shape: tuple[int, int]):
+    """``box`` grown by ``margin`` pixels on every side, clipped to ``shape``."""
+    y0, y1, x0, x1 = box
+    return max(y0 - margin, 0), min(y1 + margin, shape[0]), max(x0 - margin, 0), min(x1 + margin, shape[1])
+
+
+def sq_distance_to_zero(mask: np.ndarray, pad_border: bool = False) -> np.ndarray:
+    """``(H, W) int32`` exact squared distances of :func:`distance_to_zero`; ``SQ_INF`` where no
+    False pixel can be reached."""
+    feat = np.ascontiguousarray(mask, dtype=bool)
+    out = np.empty(feat.shape, np.int32)
+    _sqdist(feat, pad_border, out)
+    return out
+
+
+def distance_to_zero(mask: np.ndarray, pad_border: bool = False,
+                     bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Euclidean distance from each True pixel of ``mask (H, W) bool`` to the nearest False pixel.
+
+    Returns ``(H, W) float32``, 0 on False pixels (``scipy.ndimage.distance_transform_edt(mask)``
+    when ``pad_border`` is False). ``pad_border=True``: pixels beyond the image count as False.
+
+    ``bbox=(y0, y1, x0, x1)``: a half-open box holding every True pixel (e.g. :func:`mask_bbox`);
+    the transform then runs on the box grown by one pixel only, which is exact: any pixel outside
+    that ring is farther than the ring pixel obtained by clamping it to the ring.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape, np.float32)
+    if bbox is None:
+        bbox = (0, mask.shape[0], 0, mask.shape[1])
+    y0, y1, x0, x1 = grow_box(bbox, 1, mask.shape)
+    if y1 <= y0 or x1 <= x0:
+        return out
+    sq = sq_distance_to_zero(mask[y0:y1, x0:x1], pad_border)
+    out[y0:y1, x0:x1] = sq_to_distance(sq)
+    return out
+
+
+def sq_to_distance(sq: np.ndarray) -> np.ndarray:
+    """``float32`` distances from exact squared ones (``SQ_INF`` becomes ``inf``).
+
+    The float64 square root rounded to float32 is the correctly rounded float32 square root.
+    """
+    d = np.sqrt(sq.astype(np.float64)).astype(np.float32)
+    d[sq == SQ_INF] = np.inf
+    return d

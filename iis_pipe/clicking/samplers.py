@@ -1,0 +1,277 @@
+"""First clicks of a training sample: RITM's multi-point sampler, without coordinate lists.
+
+The rule (RITM's ``MultiPointSampler``; distances are Euclidean where RITM dilates and erodes
+with 3x3 squares, so that the records' precomputed transforms answer every question):
+
+- Positive clicks fall in the region, eroded with probability ``positive_erode_prob`` to the
+  pixels whose inside distance exceeds ``positive_erode_iters`` (kept only if more than 10 pixels
+  remain). ``1 + k`` of them, ``k`` in ``0..N-1`` drawn with probability proportional to
+  ``prob_gamma ** k``. With ``first_click_center`` the first one is drawn among the pixels whose
+  inside distance exceeds ``max / sfc_inner_k`` instead.
+- Several merged regions (see :func:`select_regions`): one first click per region, then ``k``
+  more (``k`` in ``0..N`` with probability proportional to ``gamma ** k``, at most ``N`` in
+  all), each in a region drawn uniformly.
+- Negative clicks: ``k`` in ``0..N`` as above, each from a strategy drawn with probabilities
+  ``negative_bg_prob / negative_other_prob / negative_border_prob``: background (off the merged
+  region), other objects (background when there are none) or a border band
+  ``0 < outside distance <= ceil(expand_ratio * sqrt(area))`` around the merged region.
+- Every pixel is drawn uniformly from its set; ignore pixels are never clicked; an empty set
+  gives no click. Coordinates and counts are drawn from the ``np.random.Generator`` in a fixed
+  order (:func:`_draw_clicks`), so a seed reproduces a sample exactly.
+
+Sets are never listed: :mod:`pixelsets` counts a set and picks the pixels of drawn ranks over the
+bounding box that holds it (the region's box, the band's box, or row by row for the background).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from iis_pipe.clicking import pixelsets as ps
+from iis_pipe.clicking.edt import grow_box, mask_bbox, sq_distance_to_zero, sq_to_distance
+
+NEGATIVE_STRATEGIES = ("bg", "other", "border")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Knobs of the multi-point sampler, with RITM's training defaults."""
+
+    max_num_points: int = 24  # N, per side
+    prob_gamma: float = 0.8
+    expand_ratio: float = 0.1
+    positive_erode_prob: float = 0.9
+    positive_erode_iters: int = 3
+    negative_bg_prob: float = 0.1
+    negative_other_prob: float = 0.4
+    negative_border_prob: float = 0.5
+    merge_objects_prob: float = 0.0
+    max_num_merged_objects: int = 2
+    first_click_center: bool = False
+    sfc_inner_k: float = 1.7
+
+    def __post_init__(self):
+        total = self.negative_bg_prob + self.negative_other_prob + self.negative_border_prob
+        if not math.isclose(total, 1.0):
+            raise ValueError(f"negative strategy probabilities sum to {total}, not 1")
+        if self.max_num_points < 1:
+            raise ValueError("max_num_points must be at least 1")
+
+
+@lru_cache(maxsize=None)
+def _gamma_probs(n: int, gamma: float) -> np.ndarray:
+    """``(n,) float64`` probabilities of ``k = 0..n-1`` proportional to ``gamma ** k``."""
+    p = gamma ** np.arange(n, dtype=np.float64)
+    return p / p.sum()
+
+
+def select_regions(num_regions: int, cfg: SamplerConfig, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the regions that make one training target: with probability
+    ``merge_objects_prob`` (and at least two regions) 2..``max_num_merged_objects`` distinct
+    ones, else a single one."""
+    if num_regions > 1 and rng.random() < cfg.merge_objects_prob:
+        hi = min(num_regions, cfg.max_num_merged_objects)
+        return rng.choice(num_regions, size=int(rng.integers(2, hi + 1)), replace=False)
+    return np.array([rng.integers(num_regions)])
+
+
+def _draw_clicks(cfg: SamplerConfig, rng: np.random.Generator, sets) -> np.ndarray:
+    """The sampling protocol, independent of how pixel sets are stored.
+
+    ``sets`` answers ``num_regions``, ``inside_max(m)``, ``size(key)`` and ``pick(key, ks)``
+    (``(n, 2)`` pixels of ranks ``ks``) for keys ``("in", m, t)`` (region ``m``'s pixels with
+    inside distance above ``t``) and ``"bg"``, ``"other"``, ``"border"``.
+    """
+    n = cfg.max_num_points
+    m_count = min(sets.num_regions, n)
+    eroded = [("in", m, float(cfg.positive_erode_iters)) for m in range(m_count)]
+    pos_sets = [eroded[m] if rng.random() < cfg.positive_erode_prob and sets.size(eroded[m]) > 10
+                else ("in", m, 0.0) for m in range(m_count)]
+    first = [("in", m, sets.inside_max(m) / cfg.sfc_inner_k) for m in range(m_count)] \
+        if cfg.first_click_center else pos_sets
+    if m_count == 1:
+        k = 1 + int(rng.choice(n, p=_gamma_probs(n, cfg.prob_gamma)))
+        pos_keys = first[:1] + pos_sets * (k - 1)
+    else:
+        k = min(int(rng.choice(n + 1, p=_gamma_probs(n + 1, cfg.prob_gamma))), n - m_count)
+        pos_keys = first + [pos_sets[j] for j in rng.integers(m_count, size=k)]
+    pos = _pick_all(sets, pos_keys, rng.random(len(pos_keys)))
+
+    k = int(rng.choice(n + 1, p=_gamma_probs(n + 1, cfg.prob_gamma)))
+    probs = [cfg.negative_bg_prob, cfg.negative_other_prob, cfg.negative_border_prob]
+    strategies = rng.choice(3, size=k, p=probs)
+    other = "other" if sets.size("other") > 0 else "bg"
+    neg_keys = [other if s == 1 else NEGATIVE_STRATEGIES[s] for s in strategies]
+    neg = _pick_all(sets, neg_keys, rng.random(k))
+
+    out = np.full((2 * n, 3), -1, np.int32)
+    pos = [p for p in pos if p is not None]
+    neg = [p for p in neg if p is not None]
+    for i, (y, x) in enumerate(pos):
+        out[i] = (y, x, i)
+    for i, (y, x) in enumerate(neg):
+        out[n + i] = (y, x, len(pos) + i)
+    return out
+
+
+def _pick_all(sets, keys, u) -> list:
+    """Pixel ``(y, x)`` (or None: empty set) for each ``keys[i]``, of rank ``floor(u[i] * size)``."""
+    out = [None] * len(keys)
+    for key in dict.fromkeys(keys):
+        idx = [i for i, k in enumerate(keys) if k == key]
+        size = sets.size(key)
+        if size == 0:
+            continue
+        ks = np.minimum((u[idx] * size).astype(np.int64), size - 1)
+        for i, (y, x) in zip(idx, sets.pick(key, ks).tolist()):
+            out[i] = (y, x)
+    return out
+
+
+class _BoxSets:
+    """Pixel sets of one sample, counted and picked on bounding boxes (see module doc)."""
+
+    def __init__(self, regions, other, ignore, inside, outside, expand_ratio):
+        self.regions = regions
+        self.shape = regions.shape[1:]
+        self.num_regions = regions.shape[0]
+        self.has_ign = ignore is not None
+        self.ign = np.ascontiguousarray(ignore, dtype=bool) if self.has_ign else regions[0]
+        self.other = None if other is None else np.ascontiguousarray(other, dtype=bool)
+        self.expand_ratio = expand_ratio
+        self.boxes = [mask_bbox(r) for r in regions]
+        # Inside transforms: (map, y, x of its [0, 0]) per region; an empty region has none.
+        self.inside = []
+        for m, box in enumerate(self.boxes):
+            if box is None:
+                self.inside.append(None)
+            elif inside is not None:
+                self.inside.append((np.ascontiguousarray(inside[m], dtype=np.float32), 0, 0))
+            else:
+                y0, y1, x0, x1 = grow_box(box, 1, self.shape)
+                crop = sq_to_distance(sq_distance_to_zero(regions[m, y0:y1, x0:x1], pad_border=True))
+                self.inside.append((crop, y0, x0))
+        self.outside = outside
+        self._sets = {}
+        self._union = None
+        self._band = None
+
+    def inside_max(self, m):
+        if self.inside[m] is None:
+            return 0.0
+        d, dy, dx = self.inside[m]
+        y0, y1, x0, x1 = self.boxes[m]
+        return float(d[y0 - dy:y1 - dy, x0 - dx:x1 - dx].max())
+
+    def union(self):
+        """``(u, uy, ux, box, area)``: the merged region on its box (None box if empty)."""
+        if self._union is None:
+            boxes = [b for b in self.boxes if b is not None]
+            if not boxes:
+                self._union = (np.zeros((0, 0), bool), 0, 0, None, 0)
+            else:
+                box = (min(b[0] for b in boxes), max(b[1] for b in boxes),
+                       min(b[2] for b in boxes), max(b[3] for b in boxes))
+                y0, y1, x0, x1 = box
+                u = np.ascontiguousarray(self.regions[:, y0:y1, x0:x1].any(axis=0))
+                self._union = (u, y0, x0, box, int(np.count_nonzero(u)))
+        return self._union
+
+    def band(self):
+        """``(d, dy, dx, box, r)``: outside distances of the merged region on the box that holds
+        the band ``0 < d <= r``."""
+        if self._band is None:
+            u, uy, ux, ubox, area = self.union()
+            r = int(np.ceil(self.expand_ratio * np.sqrt(area)))
+            if ubox is None:
+                self._band = (np.zeros((0, 0), np.float32), 0, 0, (0, 0, 0, 0), r)
+                return self._band
+            # Band pixels are within r (Chebyshev) of the union's box; one more pixel so the
+            # window's own transform (when computed here) sees every region pixel it needs.
+            y0, y1, x0, x1 = win = grow_box(ubox, r + 1, self.shape)
+            if self.outside is not None:
+                d = np.ascontiguousarray(np.min(self.outside[:, y0:y1, x0:x1], axis=0), dtype=np.float32)
+            else:
+                feat = np.ones((y1 - y0, x1 - x0), bool)
+                feat[uy - y0:uy - y0 + u.shape[0], ux - x0:ux - x0 + u.shape[1]] = ~u
+                d = sq_to_distance(sq_distance_to_zero(feat))
+            self._band = (d, y0, x0, win, r)
+        return self._band
+
+    def size(self, key):
+        cum = self._set(key)[1]
+        return int(cum[-1]) if cum.size else 0
+
+    def pick(self, key, ks):
+        spec, cum = self._set(key)
+        return ps.pick(*spec, self.ign, self.has_ign, cum, np.ascontiguousarray(ks, dtype=np.int64))
+
+    def _set(self, key):
+        """``(spec, cum)``: the :mod:`pixelsets` description of a set and its cumulative row counts."""
+        if key not in self._sets:
+            spec = self._spec(key)
+            self._sets[key] = (spec, np.cumsum(ps.row_counts(*spec, self.ign, self.has_ign)))
+        return self._sets[key]
+
+    def _spec(self, key):
+        no_d, no_u = np.zeros((1, 1), np.float32), np.zeros((0, 0), bool)
+        if key[0] == "in":
+            _, m, t = key
+            if self.inside[m] is None:
+                return ps.RANGE, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, no_u, False, no_u, 0, 0
+            d, dy, dx = self.inside[m]
+            return ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, no_u, False, no_u, 0, 0
+        if key == "border":
+            d, dy, dx, box, r = self.band()
+            return ps.RANGE, box, d, dy, dx, 0.0, float(r), no_u, False, no_u, 0, 0
+        u, uy, ux, _, _ = self.union()
+        if key == "bg":
+            full = (0, self.shape[0], 0, self.shape[1])
+            return ps.MASKED, full, no_d, 0, 0, 0.0, 0.0, no_u, False, u, uy, ux
+        obox = None if self.other is None else mask_bbox(self.other)
+        if obox is None:
+            return ps.MASKED, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, no_u, False, u, uy, ux
+        return ps.MASKED, obox, no_d, 0, 0, 0.0, 0.0, self.other, True, u, uy, ux
+
+
+def check_inputs(regions, other=None, ignore=None, inside=None, outside=None):
+    """``regions`` as ``(M, H, W) bool`` after checking every shape against it."""
+    regions = np.asarray(regions, dtype=bool)
+    if regions.ndim == 2:
+        regions = regions[None]
+    if regions.ndim != 3 or regions.shape[0] == 0:
+        raise ValueError(f"regions must be (H, W) or (M, H, W) with M >= 1, got {regions.shape}")
+    shape = regions.shape[1:]
+    for name, a in (("other", other), ("ignore", ignore)):
+        if a is not None and np.shape(a) != shape:
+            raise ValueError(f"{name} {np.shape(a)} does not match regions {shape}")
+    for name, a in (("inside", inside), ("outside", outside)):
+        if a is not None and np.shape(a)[-2:] != shape:
+            raise ValueError(f"{name} {np.shape(a)} does not match regions {regions.shape}")
+    return np.ascontiguousarray(regions)
+
+
+def _per_region(a, m):
+    """``(M, H, W)`` view of an optional per-region array given as ``(H, W)`` for one region."""
+    return None if a is None else (a[None] if np.ndim(a) == 2 else a)[:m]
+
+
+def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=None, ignore=None,
+                  inside=None, outside=None) -> np.ndarray:
+    """First clicks for one training sample: ``(2N, 3) int32`` (see ``format``).
+
+    - ``regions``: ``(H, W) bool`` or ``(M, H, W) bool``, the merged regions of the target.
+    - ``other``: ``(H, W) bool``, the image's other objects (for the "other" strategy).
+    - ``ignore``: ``(H, W) bool``, never clicked.
+    - ``inside``, ``outside``: the regions' precomputed ``(M, H, W) float32`` transforms (see
+      ``edt``); computed on the regions' boxes when absent.
+    """
+    regions = check_inputs(regions, other, ignore, inside, outside)
+    m = regions.shape[0]
+    sets = _BoxSets(regions, other, ignore, _per_region(inside, m), _per_region(outside, m),
+                     cfg.expand_ratio)
+    return _draw_clicks(cfg, rng, sets)

@@ -1,0 +1,175 @@
+"""Training sampler: equal, draw for draw, to the argwhere-based statement of the same protocol on
+real masks; clicks land in the sets the rule names; config and count distribution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from iis_pipe.clicking.edt import distance_to_zero
+from iis_pipe.clicking.format import array_to_clicks
+from iis_pipe.clicking.reference import sample_clicks_reference
+from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, sample_clicks, select_regions
+
+CONFIGS = [
+    SamplerConfig(),
+    SamplerConfig(first_click_center=True, merge_objects_prob=0.7, max_num_merged_objects=3),
+    SamplerConfig(max_num_points=6, prob_gamma=0.95, expand_ratio=0.3, negative_bg_prob=0.4,
+                  negative_other_prob=0.3, negative_border_prob=0.3, positive_erode_iters=6),
+]
+
+
+def _davis_instances(davis_dir: Path, count: int):
+    """``(name, (K, H, W) bool instances, ignore or None)`` of evenly spaced DAVIS frames."""
+    files = sorted((davis_dir / "gt").glob("*.png"))
+    for p in files[:: max(len(files) // count, 1)][:count]:
+        a = np.array(Image.open(p))
+        ids = [i for i in np.unique(a) if i not in (0, 255)]
+        yield p.name, np.stack([a == i for i in ids]), (a == 255) if (a == 255).any() else None
+
+
+def _transforms(regions):
+    inside = np.stack([distance_to_zero(r, pad_border=True) for r in regions])
+    outside = np.stack([distance_to_zero(~r) for r in regions])
+    return inside, outside
+
+
+def _compare(name, regions, ignore, seeds, without_dt=True):
+    """Fast and reference samples agree for every config and seed, with the precomputed
+    transforms and (first seed, or ``without_dt``) without them."""
+    inside, outside = _transforms(regions)
+    for ci, cfg in enumerate(CONFIGS):
+        for j, seed in enumerate(seeds):
+            sel = select_regions(len(regions), cfg, np.random.default_rng(seed))
+            rest = np.delete(regions, sel, axis=0)
+            other = rest.any(axis=0) if len(rest) else None
+            for given in (True, False) if without_dt and j == 0 else (True,):
+                kw = dict(other=other, ignore=ignore, inside=inside[sel] if given else None,
+                          outside=outside[sel] if given else None)
+                got = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), **kw)
+                ref = sample_clicks_reference(regions[sel], cfg, np.random.default_rng(seed), **kw)
+                assert np.array_equal(got, ref), (name, ci, seed, given)
+                _check_sets(got, cfg, regions[sel], other, ignore, inside[sel])
+
+
+def _check_sets(arr, cfg, regions, other, ignore, inside):
+    n = cfg.max_num_points
+    assert arr.shape == (2 * n, 3) and arr.dtype == np.int32
+    union = regions.any(axis=0)
+    pos, neg = arr[:n], arr[n:]
+    assert (pos[:, 0] >= 0).sum() >= 1 or not union.any()
+    for y, x, _ in pos[pos[:, 0] >= 0]:
+        assert union[y, x]
+        assert ignore is None or not ignore[y, x]
+    for y, x, _ in neg[neg[:, 0] >= 0]:  # every strategy's set lies off the region
+        assert not union[y, x] and (ignore is None or not ignore[y, x])
+    # Orders are 0..P+Q-1, positives first; padding is -1 everywhere.
+    valid = arr[arr[:, 0] >= 0]
+    assert sorted(valid[:, 2].tolist()) == list(range(len(valid)))
+    assert (arr[arr[:, 0] < 0] == -1).all()
+    if cfg.first_click_center and len(regions) == 1 and pos[0, 0] >= 0:
+        assert inside[0][pos[0, 0], pos[0, 1]] > inside[0].max() / cfg.sfc_inner_k
+
+
+@pytest.mark.realdata
+def test_sampler_equals_argwhere_reference_davis(davis_dir):
+    for i, (name, regions, ignore) in enumerate(_davis_instances(davis_dir, 10)):
+        _compare(name, regions, ignore, seeds=range(3 * i, 3 * i + 3), without_dt=i % 2 == 0)
+
+
+@pytest.mark.realdata
+def test_sampler_equals_argwhere_reference_grabcut_ignore(grabcut_dir):
+    for i, p in enumerate(sorted((grabcut_dir / "boundary_GT").glob("*.bmp"))[::5]):
+        a = np.array(Image.open(p))
+        _compare(p.name, (a == 255)[None], a == 128, seeds=[i], without_dt=i % 2 == 0)
+
+
+def test_sampler_synthetic_edge_cases():
+    h, w = 40, 50
+    tiny = np.zeros((h, w), bool)
+    tiny[0, 0] = True                                   # one pixel in a corner
+    edge = np.zeros((h, w), bool)
+    edge[:, 30:] = True                                 # touches three borders
+    full = np.ones((h, w), bool)                        # no background at all
+    empty = np.zeros((h, w), bool)
+    for name, regions in [("tiny", tiny[None]), ("edge", edge[None]), ("full", full[None]),
+                          ("empty", empty[None]), ("two", np.stack([tiny, edge]))]:
+        for seed in range(4):
+            for cfg in CONFIGS:
+                got = sample_clicks(regions, cfg, np.random.default_rng(seed))
+                ref = sample_clicks_reference(regions, cfg, np.random.default_rng(seed))
+                assert np.array_equal(got, ref), (name, seed)
+    # An empty region gives no positive click; a full one no negative.
+    assert (sample_clicks(empty, SamplerConfig(), np.random.default_rng(0))[:24, 0] < 0).all()
+    assert (sample_clicks(full, SamplerConfig(), np.random.default_rng(0))[24:, 0] < 0).all()
+
+
+def test_positive_erosion_and_border_band():
+    h, w = 80, 80
+    region = np.zeros((h, w), bool)
+    region[20:60, 20:60] = True
+    inside = distance_to_zero(region, pad_border=True)
+    outside = distance_to_zero(~region)
+    only_border = SamplerConfig(positive_erode_prob=1.0, negative_bg_prob=0.0,
+                                negative_other_prob=0.0, negative_border_prob=1.0)
+    r = np.ceil(0.1 * 40)
+    for seed in range(30):
+        arr = sample_clicks(region, only_border, np.random.default_rng(seed))
+        for y, x, _ in arr[:24][arr[:24, 0] >= 0]:
+            assert inside[y, x] > 3
+        for y, x, _ in arr[24:][arr[24:, 0] >= 0]:
+            assert 0 < outside[y, x] <= r
+
+
+def test_other_strategy_uses_other_objects():
+    h, w = 60, 60
+    region = np.zeros((h, w), bool)
+    region[5:20, 5:20] = True
+    other = np.zeros((h, w), bool)
+    other[40:50, 40:55] = True
+    only_other = SamplerConfig(negative_bg_prob=0.0, negative_other_prob=1.0, negative_border_prob=0.0)
+    seen = 0
+    for seed in range(20):
+        arr = sample_clicks(region, only_other, np.random.default_rng(seed), other=other)
+        for y, x, _ in arr[24:][arr[24:, 0] >= 0]:
+            assert other[y, x]
+            seen += 1
+    assert seen > 0
+
+
+def test_count_distribution_follows_gamma():
+    region = np.zeros((30, 30), bool)
+    region[5:25, 5:25] = True
+    cfg = SamplerConfig(max_num_points=5, prob_gamma=0.5, positive_erode_prob=0.0)
+    rng = np.random.default_rng(0)
+    pos = np.zeros(5)
+    for _ in range(4000):
+        arr = sample_clicks(region, cfg, rng)
+        pos[(arr[:5, 0] >= 0).sum() - 1] += 1
+    assert np.allclose(pos / pos.sum(), _gamma_probs(5, 0.5), atol=0.03)
+
+
+def test_select_regions_and_config_checks():
+    cfg = SamplerConfig(merge_objects_prob=1.0, max_num_merged_objects=3)
+    rng = np.random.default_rng(0)
+    sizes = {len(select_regions(5, cfg, rng)) for _ in range(200)}
+    assert sizes == {2, 3}
+    sel = select_regions(5, cfg, rng)
+    assert len(set(sel.tolist())) == len(sel)
+    assert len(select_regions(1, cfg, rng)) == 1
+    assert len(select_regions(4, SamplerConfig(), rng)) == 1
+    with pytest.raises(ValueError):
+        SamplerConfig(negative_bg_prob=0.5)
+    with pytest.raises(ValueError):
+        sample_clicks(np.zeros((4, 4), bool), SamplerConfig(), rng, ignore=np.zeros((4, 5), bool))
+
+
+def test_sample_round_trips_through_lists():
+    region = np.zeros((30, 40), bool)
+    region[10:20, 10:30] = True
+    arr = sample_clicks(region, SamplerConfig(), np.random.default_rng(3))
+    clicks = array_to_clicks(arr)
+    assert clicks[0].positive and len(clicks) == (arr[:, 0] >= 0).sum()
