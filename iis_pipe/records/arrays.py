@@ -8,7 +8,9 @@ Any tool can read a member: ``zstd -d`` then ``numpy.load``.
 
 from __future__ import annotations
 
+import ast
 import io
+from functools import lru_cache
 
 import numpy as np
 import zstandard
@@ -24,9 +26,23 @@ def encode_array(array: np.ndarray) -> bytes:
 
 
 def decode_array(data: bytes) -> np.ndarray:
-    """Inverse of ``encode_array``; raises ValueError on corrupt data."""
+    """Inverse of ``encode_array`` (a read-only view of the decompressed bytes); raises
+    ValueError on corrupt data."""
     try:
         raw = zstandard.ZstdDecompressor().decompress(data)
-        return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    except (zstandard.ZstdError, ValueError, OSError) as e:
+        if raw[:6] != b"\x93NUMPY" or raw[6] != 1:
+            raise ValueError("not a version 1 .npy payload")
+        n = int.from_bytes(raw[8:10], "little")
+        dtype, shape = _header(bytes(raw[10:10 + n]))
+        return np.frombuffer(raw, dtype, count=int(np.prod(shape)), offset=10 + n).reshape(shape)
+    except (zstandard.ZstdError, ValueError, SyntaxError) as e:
         raise ValueError(f"corrupt array member ({e})") from None
+
+
+@lru_cache(maxsize=256)
+def _header(text: bytes) -> tuple[np.dtype, tuple[int, ...]]:
+    # numpy parses headers with ast.literal_eval, a real cost per sample; shapes repeat.
+    d = ast.literal_eval(text.decode("latin1"))
+    if d["fortran_order"]:
+        raise ValueError("Fortran-ordered arrays are not written by encode_array")
+    return np.dtype(d["descr"]), tuple(d["shape"])

@@ -6,6 +6,7 @@ import io
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from iis_pipe.errors import BadInput
 
@@ -33,17 +34,19 @@ def add_record(tar: tarfile.TarFile, key: str, members: dict[str, bytes]) -> int
     return total
 
 
-def iter_records(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_records(path: str | Path, stream: BinaryIO | None = None
+                 ) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield ``(key, {suffix: bytes})`` from a shard, grouping consecutive members by key.
 
-    A truncated or corrupt tar raises ``BadInput`` naming the shard and the last good key,
-    after the whole records before it have been yielded.
+    ``stream``: read from this file object instead of opening ``path`` (which then only
+    names the shard in errors). A truncated or corrupt tar raises ``BadInput`` naming the
+    shard and the last good key, after the whole records before it have been yielded.
     """
     key, members = None, {}
     last = "<start>"
     end = 0
     try:
-        with tarfile.open(path, "r|") as tar:
+        with tarfile.open(path if stream is None else None, "r|", fileobj=stream) as tar:
             for info in tar:
                 end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
                 if not info.isfile():
@@ -61,7 +64,7 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
                 members[suffix] = data
         # tarfile stops quietly when a cut falls between members; a whole tar ends with two
         # zero blocks after its last member.
-        if Path(path).stat().st_size < end + 2 * tarfile.BLOCKSIZE:
+        if stream is None and Path(path).stat().st_size < end + 2 * tarfile.BLOCKSIZE:
             raise tarfile.ReadError("end-of-archive blocks missing")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise BadInput(str(path), f"truncated or corrupt tar after record {last!r} ({e})",
