@@ -21,6 +21,11 @@ from numba import njit
 RANGE, MASKED = 0, 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _in_range(v, lo, hi):
+    return np.uint8(v > lo) & np.uint8(v <= hi)
+
+
 @njit(cache=True, nogil=True)
 def _row_flags(kind, y, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, has_ign, out):
     """``out[x - x0] = 1`` where pixel ``(y, x)`` of the box row is in the set, else 0."""
@@ -29,7 +34,7 @@ def _row_flags(kind, y, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, 
     if kind == RANGE:
         drow = d[y - dy, x0 - dx:x1 - dx]
         for i in range(n):
-            out[i] = np.uint8(drow[i] > lo) & np.uint8(drow[i] <= hi)
+            out[i] = _in_range(drow[i], lo, hi)
     else:
         if has_mask:
             mrow = mask[y, x0:x1]
@@ -53,17 +58,27 @@ def _row_flags(kind, y, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, 
 def row_counts(kind, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, has_ign):
     """``(y1 - y0,) int64`` pixels of the set in each row of ``box``."""
     y0, y1, x0, x1 = box
-    out = np.zeros(y1 - y0, np.int64)
-    flags = np.empty(max(x1 - x0, 0), np.uint8)
+    n = max(x1 - x0, 0)
+    out = np.zeros(max(y1 - y0, 0), np.int64)
+    flags = np.empty(n, np.uint8)
     plain = kind == MASKED and not has_mask and not has_ign
     for y in range(y0, y1):
-        if plain and not (uy <= y < uy + u.shape[0]):
-            out[y - y0] = x1 - x0  # the whole row, nothing to test
-            continue
-        _row_flags(kind, y, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, has_ign, flags)
         c = 0
-        for i in range(x1 - x0):
-            c += flags[i]
+        if kind == RANGE:  # counted in place: twice as fast as flags then sum
+            drow = d[y - dy, x0 - dx:x1 - dx]
+            if has_ign:
+                irow = ign[y, x0:x1]
+                for i in range(n):
+                    c += _in_range(drow[i], lo, hi) & (np.uint8(1) - np.uint8(irow[i]))
+            else:
+                for i in range(n):
+                    c += _in_range(drow[i], lo, hi)
+        elif plain and not (uy <= y < uy + u.shape[0]):
+            c = n  # the whole row, nothing to test
+        else:
+            _row_flags(kind, y, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, has_ign, flags)
+            for i in range(n):
+                c += flags[i]
         out[y - y0] = c
     return out
 

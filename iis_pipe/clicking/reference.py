@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from iis_pipe.clicking.format import Click, clicked_pixels
-from iis_pipe.clicking.samplers import _draw_clicks, _per_region, check_inputs
+from iis_pipe.clicking.samplers import check_inputs, draw_clicks, per_region
 
 # OpenCV's IPP path of distanceTransform(DIST_L2, 0) (taken with one thread or small images) is
 # about 1 ulp off and varies between calls, which changes which equidistant pixel wins.
@@ -83,6 +83,6 @@ def sample_clicks_reference(regions, cfg, rng, other=None, ignore=None, inside=N
     """``samplers.sample_clicks`` on :class:`ArgwhereSets`: the same protocol and draws."""
     regions = check_inputs(regions, other, ignore, inside, outside)
     m = regions.shape[0]
-    sets = ArgwhereSets(regions, other, ignore, _per_region(inside, m), _per_region(outside, m),
+    sets = ArgwhereSets(regions, other, ignore, per_region(inside, m), per_region(outside, m),
                         cfg.expand_ratio)
-    return _draw_clicks(cfg, rng, sets)
+    return draw_clicks(cfg, rng, sets)

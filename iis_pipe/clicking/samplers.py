@@ -17,7 +17,7 @@ with 3x3 squares, so that the records' precomputed transforms answer every quest
   ``0 < outside distance <= ceil(expand_ratio * sqrt(area))`` around the merged region.
 - Every pixel is drawn uniformly from its set; ignore pixels are never clicked; an empty set
   gives no click. Coordinates and counts are drawn from the ``np.random.Generator`` in a fixed
-  order (:func:`_draw_clicks`), so a seed reproduces a sample exactly.
+  order (:func:`draw_clicks`), so a seed reproduces a sample exactly.
 
 Sets are never listed: :mod:`pixelsets` counts a set and picks the pixels of drawn ranks over the
 bounding box that holds it (the region's box, the band's box, or row by row for the background).
@@ -69,6 +69,13 @@ def _gamma_probs(n: int, gamma: float) -> np.ndarray:
     return p / p.sum()
 
 
+def _draw(rng: np.random.Generator, probs, size=None):
+    """Index drawn with ``probs`` by inverting the cumulative sum (``rng.choice`` with ``p``
+    re-validates ``p`` on every call, a large share of a sample's time)."""
+    cdf = np.cumsum(probs)
+    return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
+
+
 def select_regions(num_regions: int, cfg: SamplerConfig, rng: np.random.Generator) -> np.ndarray:
     """Indices of the regions that make one training target: with probability
     ``merge_objects_prob`` (and at least two regions) 2..``max_num_merged_objects`` distinct
@@ -79,7 +86,7 @@ def select_regions(num_regions: int, cfg: SamplerConfig, rng: np.random.Generato
     return np.array([rng.integers(num_regions)])
 
 
-def _draw_clicks(cfg: SamplerConfig, rng: np.random.Generator, sets) -> np.ndarray:
+def draw_clicks(cfg: SamplerConfig, rng: np.random.Generator, sets) -> np.ndarray:
     """The sampling protocol, independent of how pixel sets are stored.
 
     ``sets`` answers ``num_regions``, ``inside_max(m)``, ``size(key)`` and ``pick(key, ks)``
@@ -94,17 +101,17 @@ def _draw_clicks(cfg: SamplerConfig, rng: np.random.Generator, sets) -> np.ndarr
     first = [("in", m, sets.inside_max(m) / cfg.sfc_inner_k) for m in range(m_count)] \
         if cfg.first_click_center else pos_sets
     if m_count == 1:
-        k = 1 + int(rng.choice(n, p=_gamma_probs(n, cfg.prob_gamma)))
+        k = 1 + int(_draw(rng, _gamma_probs(n, cfg.prob_gamma)))
         pos_keys = first[:1] + pos_sets * (k - 1)
     else:
-        k = min(int(rng.choice(n + 1, p=_gamma_probs(n + 1, cfg.prob_gamma))), n - m_count)
+        k = min(int(_draw(rng, _gamma_probs(n + 1, cfg.prob_gamma))), n - m_count)
         pos_keys = first + [pos_sets[j] for j in rng.integers(m_count, size=k)]
     pos = _pick_all(sets, pos_keys, rng.random(len(pos_keys)))
 
-    k = int(rng.choice(n + 1, p=_gamma_probs(n + 1, cfg.prob_gamma)))
-    probs = [cfg.negative_bg_prob, cfg.negative_other_prob, cfg.negative_border_prob]
-    strategies = rng.choice(3, size=k, p=probs)
-    other = "other" if sets.size("other") > 0 else "bg"
+    k = int(_draw(rng, _gamma_probs(n + 1, cfg.prob_gamma)))
+    probs = (cfg.negative_bg_prob, cfg.negative_other_prob, cfg.negative_border_prob)
+    strategies = _draw(rng, probs, size=k).tolist()
+    other = "other" if 1 in strategies and sets.size("other") > 0 else "bg"
     neg_keys = [other if s == 1 else NEGATIVE_STRATEGIES[s] for s in strategies]
     neg = _pick_all(sets, neg_keys, rng.random(k))
 
@@ -177,7 +184,8 @@ class _BoxSets:
                 box = (min(b[0] for b in boxes), max(b[1] for b in boxes),
                        min(b[2] for b in boxes), max(b[3] for b in boxes))
                 y0, y1, x0, x1 = box
-                u = np.ascontiguousarray(self.regions[:, y0:y1, x0:x1].any(axis=0))
+                crop = self.regions[:, y0:y1, x0:x1]
+                u = np.ascontiguousarray(crop[0] if len(crop) == 1 else crop.any(axis=0))
                 self._union = (u, y0, x0, box, int(np.count_nonzero(u)))
         return self._union
 
@@ -193,7 +201,9 @@ class _BoxSets:
             # Band pixels are within r (Chebyshev) of the union's box; one more pixel so the
             # window's own transform (when computed here) sees every region pixel it needs.
             y0, y1, x0, x1 = win = grow_box(ubox, r + 1, self.shape)
-            if self.outside is not None:
+            if self.outside is not None and len(self.outside) == 1:
+                d, y0, x0 = np.ascontiguousarray(self.outside[0], dtype=np.float32), 0, 0
+            elif self.outside is not None:
                 d = np.ascontiguousarray(np.min(self.outside[:, y0:y1, x0:x1], axis=0), dtype=np.float32)
             else:
                 feat = np.ones((y1 - y0, x1 - x0), bool)
@@ -255,7 +265,7 @@ def check_inputs(regions, other=None, ignore=None, inside=None, outside=None):
     return np.ascontiguousarray(regions)
 
 
-def _per_region(a, m):
+def per_region(a, m):
     """``(M, H, W)`` view of an optional per-region array given as ``(H, W)`` for one region."""
     return None if a is None else (a[None] if np.ndim(a) == 2 else a)[:m]
 
@@ -272,6 +282,6 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     """
     regions = check_inputs(regions, other, ignore, inside, outside)
     m = regions.shape[0]
-    sets = _BoxSets(regions, other, ignore, _per_region(inside, m), _per_region(outside, m),
+    sets = _BoxSets(regions, other, ignore, per_region(inside, m), per_region(outside, m),
                      cfg.expand_ratio)
-    return _draw_clicks(cfg, rng, sets)
+    return draw_clicks(cfg, rng, sets)
