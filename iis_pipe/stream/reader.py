@@ -1,0 +1,107 @@
+"""Record references from shards, cheap enough to scan a whole epoch in every worker.
+
+Local tars are scanned header by header (member data is skipped with a seek), so a record
+reference is ``(key, url, {suffix: (offset, size)})`` and its bytes are read only if this
+worker decodes it. Remote shards are streamed and their members kept as bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, NamedTuple
+
+from iis_pipe.errors import BadInput
+from iis_pipe.shards.tar import iter_records, split_name
+from iis_pipe.stream.urls import is_remote
+
+
+class RecordRef(NamedTuple):
+    key: str
+    url: str
+    members: dict  # suffix -> (offset, size) for local shards, suffix -> bytes for remote ones
+
+
+def scan_local(path: str) -> Iterator[RecordRef]:
+    """References of the records of a local tar; a cut or corrupt tar raises ``BadInput`` after
+    the whole records before the fault."""
+    key, members, end, last = None, {}, 0, "<start>"
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                k, suffix = split_name(info.name)
+                if k != key:
+                    if key is not None:
+                        yield RecordRef(key, path, members)
+                        last = key
+                    key, members = k, {}
+                members[suffix] = (info.offset_data, info.size)
+                end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        if os.path.getsize(path) < end + 2 * tarfile.BLOCKSIZE:
+            raise tarfile.ReadError("end-of-archive blocks missing")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise BadInput(path, f"truncated or corrupt tar after record {last!r} ({e})",
+                       key=key) from None
+    if key is not None:
+        yield RecordRef(key, path, members)
+
+
+def scan_remote(url: str) -> Iterator[RecordRef]:
+    """Records of a remote shard (``http(s)://``, ``pipe:``...) through webdataset's opener."""
+    from webdataset.gopen import gopen
+
+    stream = gopen(url, "rb")
+    try:
+        for key, members in iter_records(url, stream):
+            yield RecordRef(key, url, members)
+    finally:
+        stream.close()
+
+
+def scan(urls: list[str], on_error: Callable[[BadInput], None]) -> Iterator[RecordRef]:
+    """References of all records of ``urls`` in order; a faulty shard is reported through
+    ``on_error`` (which may raise) and the stream goes on with the next one."""
+    for url in urls:
+        try:
+            yield from (scan_remote(url) if is_remote(url) else scan_local(url))
+        except BadInput as e:
+            on_error(e)
+
+
+class OpenFiles:
+    """A few shard files kept open: a shuffle buffer interleaves records of nearby shards."""
+
+    def __init__(self, limit: int = 16):
+        self.limit = limit
+        self.files: OrderedDict[str, BinaryIO] = OrderedDict()
+
+    def get(self, path: str) -> BinaryIO:
+        f = self.files.pop(path, None)
+        if f is None:
+            f = open(path, "rb")
+            if len(self.files) >= self.limit:
+                self.files.popitem(last=False)[1].close()
+        self.files[path] = f
+        return f
+
+    def close(self) -> None:
+        while self.files:
+            self.files.popitem()[1].close()
+
+
+def read_members(ref: RecordRef, files: OpenFiles) -> dict[str, bytes]:
+    """The bytes of a referenced record."""
+    if is_remote(ref.url):
+        return ref.members
+    f = files.get(ref.url)
+    out = {}
+    for suffix, (offset, size) in ref.members.items():
+        data = os.pread(f.fileno(), size, offset)
+        if len(data) != size:
+            raise BadInput(ref.url, f"record {ref.key!r}: member {suffix} is cut short", ref.key)
+        out[suffix] = data
+    return out

@@ -1,0 +1,211 @@
+"""One training sample from one record: decode, choose the target, crop around it, clicks.
+
+Randomness comes from one ``np.random.Generator`` per sample, seeded by the sample's global
+position, so a sample is the same whichever worker or rank makes it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simplejpeg
+
+from iis_pipe.clicking.encode import encode_clicks
+from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
+from iis_pipe.images import decode_image
+from iis_pipe.records import arrays, schema
+from iis_pipe.regions.select import choose_regions
+from iis_pipe.stream import augment as aug
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Which region becomes the target and how the crop finds it."""
+
+    min_object_area: int = 0       # smaller regions (after resize / after crop) are not targets
+    merge_prob: float = 0.0        # RITM: 0.15
+    max_merged: int = 2
+    background_prob: float = 0.0   # an empty target on purpose (RITM emits a few percent)
+    crop_tries: int = 10
+    pad_ignore: bool = True        # padding around a small image is ignore (RITM: background)
+
+
+@dataclass(frozen=True)
+class MapsConfig:
+    """Click maps computed in the loader (``mode=None``: leave it to the model)."""
+
+    mode: str | None = None        # "disk" | "dist" | "gauss"
+    radius: float = 5.0
+    norm_radius: float = 260.0
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    maps: MapsConfig = field(default_factory=MapsConfig)
+    reduced_decode: bool = True    # DCT-domain downscaling when the resize halves the image
+
+
+class Timer:
+    """Adds wall time per stage into ``totals`` (for ``iis-pipe profile loader``)."""
+
+    def __init__(self, totals: dict[str, float] | None):
+        self.totals = totals
+        self.t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.totals is not None:
+            now = time.perf_counter()
+            self.totals[stage] = self.totals.get(stage, 0.0) + now - self.t
+            self.t = now
+
+
+def _reduction(shape: tuple[int, int], scaled: tuple[int, int], enabled: bool) -> int:
+    """DCT-domain reduction 1, 2, 4 or 8 when the resize goes at least that small (the
+    intermediate M/8 scales are not faster than a full decode with libjpeg-turbo)."""
+    f = 1
+    while enabled and f < 8 and scaled[0] * f * 2 <= shape[0] and scaled[1] * f * 2 <= shape[1]:
+        f *= 2
+    return f
+
+
+def _place_crop(shape, scaled, flip, box, crop, rng: np.random.Generator) -> tuple[int, int]:
+    """Crop origin in the padded scaled image that holds the box ``(x0, y0, x1, y1)`` (original
+    pixels, inclusive) whole when it fits, and overlaps it otherwise."""
+    sy, sx = scaled[0] / shape[0], scaled[1] / shape[1]
+    pad = aug.padding(scaled, crop)
+    ys = (box[1] * sy + pad[0], (box[3] + 1) * sy + pad[0])
+    xs = (box[0] * sx, (box[2] + 1) * sx)
+    if flip:
+        xs = (scaled[1] - xs[1], scaled[1] - xs[0])
+    xs = (xs[0] + pad[1], xs[1] + pad[1])
+    top = aug.origin_range(scaled, crop)
+
+    def pick(span, size, top):
+        lo_edge, hi_edge = int(np.floor(span[0])), int(np.ceil(span[1]))
+        if hi_edge - lo_edge <= size:   # fits: keep it whole
+            lo, hi = hi_edge - size, lo_edge
+        else:                           # too big: overlap it
+            lo, hi = lo_edge, hi_edge - size
+        lo, hi = sorted((max(0, min(lo, top)), max(0, min(hi, top))))
+        return int(rng.integers(lo, hi + 1))
+
+    return pick(ys, crop[0], top[0]), pick(xs, crop[1], top[1])
+
+
+def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Generator,
+                times: dict[str, float] | None = None) -> dict[str, Any]:
+    """A training sample: ``image (Hc, Wc, 3) uint8``, ``target (Hc, Wc) float32`` (1 target,
+    0 background, -1 ignore), ``clicks (2N, 3) int32``, optional ``maps (2, Hc, Wc) float32``,
+    ``transform (2, 3) float32`` (original pixel ``(x, y, 1)`` -> crop pixel), ``key`` and
+    ``regions`` (the chosen region ids)."""
+    timer = Timer(times)
+    meta = schema.decode_meta(members)
+    shape = (meta["height"], meta["width"])
+    acfg, tcfg = cfg.augment, cfg.target
+    crop = acfg.crop_size
+    scaled, flip = aug.draw_scale_flip(shape, acfg, rng)
+    sy, sx = scaled[0] / shape[0], scaled[1] / shape[1]
+    regions_meta = meta["regions"]
+    areas = np.array([r["area"] * sy * sx for r in regions_meta])
+    background = tcfg.background_prob > 0 and rng.random() < tcfg.background_prob
+    if background:
+        chosen: list[int] = []
+    else:
+        chosen = choose_regions(rng, areas, tcfg.merge_prob, tcfg.max_merged,
+                                tcfg.min_object_area)
+        if not chosen:  # nothing big enough: the largest region rather than an empty target
+            chosen = [int(np.argmax(areas))]
+    timer.lap("region")
+
+    layers = arrays.decode_array(members[schema.REGIONS])
+    ignore_full = arrays.decode_array(members[schema.IGNORE])
+    timer.lap("decode")
+
+    image_bytes = members.get("jpg")
+    reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
+
+    def place() -> aug.Plan:
+        if chosen:
+            b = np.array([regions_meta[i]["bbox"] for i in chosen], float)
+            box = (b[:, 0].min(), b[:, 1].min(), (b[:, 0] + b[:, 2]).max() - 1,
+                   (b[:, 1] + b[:, 3]).max() - 1)
+            origin = _place_crop(shape, scaled, flip, box, crop, rng)
+        else:
+            ymax, xmax = aug.origin_range(scaled, crop)
+            origin = (int(rng.integers(ymax + 1)), int(rng.integers(xmax + 1)))
+        return aug.plan(shape, scaled, flip, crop, origin, align=reduce)
+
+    h = shape[0]
+    n_layers = layers.shape[0] // h
+    best = None
+    for _ in range(max(tcfg.crop_tries, 1)):
+        p = place()
+        warped = [aug.apply(layers[j * h:(j + 1) * h], p, linear=False) for j in range(n_layers)]
+        target_mask = np.zeros(crop, bool)
+        for i in chosen:
+            r = regions_meta[i]
+            target_mask |= warped[r["layer"]] == r["label_id"]
+        visible = int(np.count_nonzero(target_mask))
+        if best is None or visible > best[2]:
+            best = (p, warped, visible, target_mask)
+        if not chosen or visible >= max(tcfg.min_object_area, 1):
+            break
+    p, warped, visible, target_mask = best
+    masks = [warped[regions_meta[i]["layer"]] == regions_meta[i]["label_id"] for i in chosen]
+    # the image's other objects: labelled in some layer and not part of the target
+    other = np.zeros(crop, bool)
+    for lay in warped:
+        other |= lay > 0
+    other &= ~target_mask
+    timer.lap("augment")
+
+    if image_bytes is not None:  # min sizes pick the DCT scale 1/reduce
+        img = simplejpeg.decode_jpeg(image_bytes, colorspace="RGB", strict=False,
+                                     min_height=-(-shape[0] // reduce),
+                                     min_width=-(-shape[1] // reduce))
+    else:
+        img = decode_image(members["png"], "png")
+    timer.lap("decode")
+    image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce), acfg, rng)
+    ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
+                       fill=int(tcfg.pad_ignore)).view(bool)
+
+    inside = outside = None
+    if chosen:
+        canvas = arrays.decode_array(members[schema.DT])
+        coding = schema.coding_of(meta)
+        dist_scale = np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
+        inside = np.empty((len(chosen), *crop), np.float32)
+        outside = np.empty_like(inside)
+        for n, i in enumerate(chosen):
+            r = regions_meta[i]
+            y0, x0, hh, ww = r["dt_window"]
+            q = aug.apply(canvas[r["dt_row"]:r["dt_row"] + hh, :ww], p, linear=True,
+                          fill=coding.clip, offset=(y0, x0))
+            d = q.astype(np.float32) * dist_scale
+            np.multiply(d, masks[n], out=inside[n])
+            np.multiply(d, ~masks[n], out=outside[n])
+    timer.lap("augment")
+
+    if chosen:
+        clicks = sample_clicks(np.stack(masks), cfg.sampler, rng, other=other, ignore=ignore,
+                               inside=inside, outside=outside)
+    else:
+        clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
+    timer.lap("clicks")
+
+    target = target_mask.astype(np.float32)
+    target[ignore] = -1.0
+    out = {"key": meta["key"], "image": image, "target": target, "clicks": clicks,
+           "regions": chosen, "transform": p.matrix().astype(np.float32)}
+    if cfg.maps.mode is not None:
+        out["maps"] = encode_clicks(clicks, crop, mode=cfg.maps.mode, radius=cfg.maps.radius,
+                                    norm_radius=cfg.maps.norm_radius)
+        timer.lap("encode")
+    return out

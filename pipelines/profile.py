@@ -1,0 +1,138 @@
+"""Throughput measurements that are part of the toolkit: JPEG decoders and the loader."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from iis_pipe.stream.reader import OpenFiles, read_members, scan
+from iis_pipe.stream.urls import expand_urls
+from pipelines.stream import StreamConfig, StreamLoader
+
+
+def shard_jpegs(shards, limit: int = 0) -> list[bytes]:
+    """The JPEG bytes of the records in ``shards`` (at most ``limit``, 0: all)."""
+    out: list[bytes] = []
+    files = OpenFiles()
+    for ref in scan(expand_urls(shards), on_error=lambda e: None):
+        if "jpg" in ref.members:
+            out.append(read_members(ref._replace(members={"jpg": ref.members["jpg"]}),
+                                    files)["jpg"])
+            if limit and len(out) >= limit:
+                break
+    files.close()
+    return out
+
+
+def _decoders() -> dict[str, dict[str, Callable[[bytes], np.ndarray]]]:
+    """name -> {"full": fn, "1/2": fn}; a decoder that is not installed is left out."""
+    out: dict[str, dict[str, Callable]] = {}
+    out["cv2"] = {
+        "full": lambda b: cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR),
+        "1/2": lambda b: cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_REDUCED_COLOR_2),
+    }
+    try:
+        import simplejpeg
+
+        def sj_half(b):  # min sizes pick the DCT scale; min_factor alone does not
+            h, w = simplejpeg.decode_jpeg_header(b)[:2]
+            return simplejpeg.decode_jpeg(b, colorspace="RGB", min_height=-(-h // 2),
+                                          min_width=-(-w // 2))
+
+        out["simplejpeg"] = {"full": lambda b: simplejpeg.decode_jpeg(b, colorspace="RGB"),
+                             "1/2": sj_half}
+    except ImportError:
+        pass
+    try:
+        from PIL import Image
+
+        def pil(b, half=False):
+            im = Image.open(io.BytesIO(b))
+            if half:
+                im.draft("RGB", (im.width // 2, im.height // 2))
+            return np.asarray(im.convert("RGB"))
+
+        out["PIL"] = {"full": pil, "1/2": lambda b: pil(b, True)}
+    except ImportError:
+        pass
+    try:
+        import torch
+        from torchvision.io import decode_jpeg
+
+        out["torchvision"] = {"full": lambda b: decode_jpeg(torch.frombuffer(bytearray(b),
+                                                                             dtype=torch.uint8))}
+    except ImportError:
+        pass
+    return out
+
+
+@dataclass
+class DecodeResult:
+    decoder: str
+    scale: str
+    images_per_s: float
+    megapixels_per_s: float  # of the original images
+
+
+def bench_decode(jpegs: list[bytes], repeats: int = 1, progress: bool = True
+                 ) -> list[DecodeResult]:
+    """Every available decoder at full and half scale over the same JPEGs, one after another
+    in this process (pin it to one core for per-core figures)."""
+    import simplejpeg
+
+    pixels = sum(h * w for h, w, _, _ in map(simplejpeg.decode_jpeg_header, jpegs))
+    results = []
+    runs = [(name, scale, fn) for name, fns in _decoders().items() for scale, fn in fns.items()]
+    for name, scale, fn in tqdm(runs, disable=not progress, desc="decoders"):
+        fn(jpegs[0])  # warm up
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            for b in jpegs:
+                fn(b)
+        dt = (time.perf_counter() - t0) / repeats
+        results.append(DecodeResult(name, scale, len(jpegs) / dt, pixels / dt / 1e6))
+    return results
+
+
+@dataclass
+class LoaderResult:
+    workers: int
+    samples: int
+    seconds: float
+    stages: dict[str, float]  # seconds per sample, measured in-process (workers == 0)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds
+
+
+def profile_loader(cfg: StreamConfig, workers: int, batches: int, progress: bool = True
+                   ) -> LoaderResult:
+    """Samples/s of ``batches`` batches after one warm-up batch per worker; ``workers == 0``
+    runs in this process and also times each stage (read, decode, region, augment, clicks,
+    encode, collate)."""
+    loader = StreamLoader(cfg, num_workers=workers)
+    if workers == 0:
+        loader.dataset.times = {}
+    it = iter(loader)
+    for _ in range(max(workers, 1)):
+        next(it)
+    if workers == 0:
+        loader.dataset.times.clear()
+    n = 0
+    t0 = time.perf_counter()
+    for _ in tqdm(range(batches), disable=not progress, desc=f"loader, {workers} workers",
+                  unit="batch"):
+        try:
+            n += len(next(it)["keys"])
+        except StopIteration:
+            break
+    seconds = time.perf_counter() - t0
+    stages = {k: v / max(n, 1) for k, v in (loader.dataset.times or {}).items()}
+    return LoaderResult(workers, n, seconds, stages)

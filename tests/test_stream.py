@@ -1,0 +1,247 @@
+"""The training stream on shards prepared from real data: geometry, exactly-once epochs,
+determinism whatever the workers, resume, corrupt shards, flat memory."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from iis_pipe.errors import BadInput
+from iis_pipe.stream.augment import AugmentConfig, apply, plan
+from pipelines.prepare import prepare
+from pipelines.stream import ShardStream, StreamLoader, ritm_cocolvis_hrnet18, stream_config
+
+NO_PHOTO = dict(brightness_contrast_prob=0.0, rgb_shift_prob=0.0)
+
+
+@pytest.fixture(scope="module")
+def grabcut_shards(tmp_path_factory):
+    from conftest import real_set
+
+    root = real_set("GrabCut")
+    out = tmp_path_factory.mktemp("gc") / "shards"
+    prepare(root, out, workers=2, progress=False, shard_count=7)
+    return out, root
+
+
+@pytest.fixture(scope="module")
+def toy_shards(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy") / "shards"
+    prepare("toy", out, source_options={"count": 37}, workers=1, progress=False, shard_count=5)
+    return out
+
+
+def _batches(loader, n=None):
+    out = []
+    for b in loader:
+        out.append(b)
+        if n is not None and len(out) == n:
+            break
+    return out
+
+
+def _same(a, b):
+    assert a["keys"] == b["keys"]
+    for k in ("image", "target", "clicks", "transform"):
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_plan_matches_an_independent_crop():
+    img = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    # scale 1, flip, origin (5, 9): a plain slice and mirror
+    p = plan((50, 70), (50, 70), True, (20, 30), (5, 9))
+    out = apply(img, p, linear=True)
+    assert np.array_equal(out, img[5:25][:, ::-1][:, 9:39])
+    xy = np.array([[3.0, 7.0]])
+    assert np.allclose(p.to_crop(xy), [[69 - 3 - 9, 7 - 5]])
+
+
+@pytest.mark.realdata
+def test_geometry_clicks_and_masks(grabcut_shards):
+    out, root = grabcut_shards
+    cfg = stream_config(out, batch_size=10, seed=1, max_num_points=6, **NO_PHOTO)
+    n_checked = n_band = 0
+    for b in StreamLoader(cfg):
+        for j, key in enumerate(b["keys"]):
+            raw = np.array(Image.open(root / "boundary_GT" / f"{key}.bmp"))
+            t = b["target"][j, 0].numpy()
+            assert set(np.unique(t)) <= {-1.0, 0.0, 1.0}
+            assert (t == 1).any(), "no empty targets unless asked for"
+            clicks = b["clicks"][j].numpy()
+            n = clicks.shape[0] // 2
+            m = b["transform"][j].numpy().astype(np.float64)
+            inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+            for i, (y, x, _) in enumerate(clicks):
+                if y < 0:
+                    continue
+                assert t[y, x] == (1 if i < n else 0), "positives on target, negatives off it"
+                # the click maps back onto the right pixel of the original ground truth
+                ox, oy, _ = inv @ [x, y, 1]
+                yy, xx = int(round(oy)), int(round(ox))
+                near = raw[max(yy - 1, 0):yy + 2, max(xx - 1, 0):xx + 2]
+                assert ((near == 255) if i < n else (near != 255)).any()
+            # ignore pixels are those of the 128 band moved with the image, or padding
+            ys, xs = np.nonzero(t == -1)
+            ox, oy = (inv[:2, :2] @ np.stack([xs, ys]) + inv[:2, 2:]).round().astype(int)
+            ok = (oy >= 0) & (oy < raw.shape[0]) & (ox >= 0) & (ox < raw.shape[1])
+            if ok.sum() > 20:
+                assert (raw[oy[ok], ox[ok]] == 128).mean() > 0.9
+            n_band += int(ok.sum() > 0)
+            n_checked += 1
+    assert n_checked == 50 and n_band > 20
+
+
+@pytest.mark.realdata
+def test_image_is_the_original_pixels_at_scale_one(grabcut_shards):
+    out, root = grabcut_shards
+    cfg = stream_config(out, batch_size=5, seed=2, scale_range=(1.0, 1.0), crop_size=(96, 128),
+                        image_dtype="uint8", **NO_PHOTO)
+    b = next(iter(StreamLoader(cfg)))
+    from iis_pipe.images import read_image_file, decode_image
+
+    for j, key in enumerate(b["keys"]):
+        path = next((root / "data_GT").glob(f"{key}.*"))
+        data, ext, _ = read_image_file(path)
+        orig = decode_image(data, ext)
+        m = b["transform"][j].numpy()
+        img = b["image"][j].permute(1, 2, 0).numpy()
+        flip = m[0, 0] < 0
+        x0 = int(round(-m[0, 2] if not flip else m[0, 2] - 127))
+        y0 = int(round(-m[1, 2]))
+        want = orig[y0:y0 + 96, x0:x0 + 128] if not flip else orig[y0:y0 + 96, x0:x0 + 128][:, ::-1]
+        assert np.array_equal(img, want)
+
+
+def test_exactly_once_with_two_ranks_and_two_workers(toy_shards):
+    keys = []
+    for rank in (0, 1):
+        cfg = stream_config(toy_shards, batch_size=4, seed=3, rank=rank, world_size=2,
+                            crop_size=(64, 96), max_num_points=4)
+        keys += [k for b in StreamLoader(cfg, num_workers=2) for k in b["keys"]]
+    assert len(keys) == 37 and len(set(keys)) == 37
+
+
+def test_same_batches_whatever_the_workers_and_timing(toy_shards):
+    cfg = stream_config(toy_shards, batch_size=4, seed=4, crop_size=(64, 96), max_num_points=4)
+    a = _batches(StreamLoader(cfg, num_workers=0))
+    b = _batches(StreamLoader(cfg, num_workers=2))
+    assert len(a) == len(b) == 10
+    for x, y in zip(a, b):
+        _same(x, y)
+    other = _batches(StreamLoader(stream_config(toy_shards, batch_size=4, seed=5,
+                                                crop_size=(64, 96), max_num_points=4)))
+    assert [x["keys"] for x in other] != [x["keys"] for x in a]
+
+
+def test_resampled_epochs_have_a_fixed_size(toy_shards):
+    cfg = stream_config(toy_shards, batch_size=8, seed=6, resampled=True, samples_per_epoch=50,
+                        crop_size=(64, 96), max_num_points=4)
+    for workers in (0, 2):
+        loader = StreamLoader(cfg, num_workers=workers)
+        sizes = [sum(len(b["keys"]) for b in loader) for _ in range(2)]
+        assert sizes == [50, 50]
+    e0, e1 = (_batches(StreamLoader(cfg)), None)
+    loader = StreamLoader(cfg)
+    first = [k for b in loader for k in b["keys"]]
+    second = [k for b in loader for k in b["keys"]]
+    assert first == [k for b in e0 for k in b["keys"]] and first != second
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_mid_epoch_gives_the_uninterrupted_batches(toy_shards, workers):
+    cfg = stream_config(toy_shards, batch_size=3, seed=7, crop_size=(64, 96), max_num_points=4)
+    whole = _batches(StreamLoader(cfg, num_workers=workers))
+    first = StreamLoader(cfg, num_workers=workers)
+    _batches(first, 5)
+    state = first.state_dict()
+    assert state["batch"] == 5
+    second = StreamLoader(cfg, num_workers=workers)
+    second.load_state_dict(state)
+    rest = _batches(second)
+    assert len(rest) == len(whole) - 5
+    for x, y in zip(rest, whole[5:]):
+        _same(x, y)
+
+
+def test_corrupt_shard_is_counted_or_raised(toy_shards, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(toy_shards, bad)
+    shard = bad / "shard-000002.tar"
+    shard.write_bytes(shard.read_bytes()[:5000])
+    cfg = stream_config(bad, batch_size=4, seed=8, crop_size=(64, 96), max_num_points=4,
+                        shuffle_shards=False)
+    loader = StreamLoader(cfg)
+    with pytest.warns(UserWarning, match="shard-000002.tar"):
+        keys = [k for b in loader for k in b["keys"]]
+    assert 37 - 5 <= len(keys) < 37 and len(set(keys)) == len(keys)
+    assert [e[0] for e in loader.errors] == [str(shard)]
+    strict = StreamLoader(stream_config(bad, batch_size=4, seed=8, crop_size=(64, 96),
+                                        max_num_points=4, strict=True))
+    with pytest.raises(BadInput, match="shard-000002.tar"):
+        _batches(strict)
+
+
+def test_corrupt_record_is_skipped_with_its_key(toy_shards, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(toy_shards, bad)
+    shard = bad / "shard-000000.tar"
+    data = bytearray(shard.read_bytes())
+    at = data.find(b'"schema":1')
+    data[at:at + 10] = b'"schema":9'  # same length: the tar stays whole, the record does not
+    shard.write_bytes(bytes(data))
+    loader = StreamLoader(stream_config(bad, batch_size=4, seed=9, crop_size=(64, 96),
+                                        max_num_points=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keys = [k for b in loader for k in b["keys"]]
+    assert len(keys) == 36
+    (url, key, reason), = loader.errors
+    assert url == str(shard) and key.startswith("toy/") and "schema" in reason
+
+
+def test_ritm_preset_knobs(toy_shards):
+    cfg = ritm_cocolvis_hrnet18(toy_shards, batch_size=2)
+    s = cfg.sample
+    assert (s.augment.crop_size, s.augment.scale_range) == ((320, 480), (0.75, 1.40))
+    assert (s.target.merge_prob, s.target.min_object_area, s.sampler.max_num_points) == \
+        (0.15, 1000, 24)
+    assert cfg.resampled and cfg.samples_per_epoch == 30000 and cfg.batch_size == 2
+    b = next(iter(StreamLoader(cfg)))
+    assert b["image"].dtype == torch.uint8 and b["image"].shape == (2, 3, 320, 480)
+    assert b["clicks"].shape == (2, 48, 3) and b["target"].shape == (2, 1, 320, 480)
+    with pytest.raises(TypeError, match="nonsense"):
+        stream_config(toy_shards, nonsense=1)
+
+
+def test_background_probability_asks_for_empty_targets(toy_shards):
+    cfg = stream_config(toy_shards, batch_size=37, seed=10, crop_size=(64, 96),
+                        max_num_points=4, background_prob=0.5)
+    b = next(iter(StreamLoader(cfg)))
+    empty = [(b["target"][j] == 1).sum().item() == 0 for j in range(37)]
+    assert 5 < sum(empty) < 32
+    none = next(iter(StreamLoader(stream_config(toy_shards, batch_size=37, seed=10,
+                                                crop_size=(64, 96), max_num_points=4))))
+    assert all((none["target"][j] == 1).any() for j in range(37))
+
+
+@pytest.mark.slow
+def test_memory_stays_flat(tmp_path):
+    import resource
+
+    tiny = tmp_path / "tiny"
+    prepare("toy", tiny, source_options={"count": 64, "height": 40, "width": 56}, workers=1,
+            progress=False, shard_count=16)
+    cfg = stream_config(tiny, batch_size=50, seed=11, resampled=True,
+                        samples_per_epoch=20_000, crop_size=(32, 48), max_num_points=4,
+                        shuffle_buffer=100)
+    rss = []
+    for i, _ in enumerate(ShardStream(cfg)):
+        if i in (40, 399):
+            rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    assert i == 399  # 20k samples
+    assert rss[1] - rss[0] < 20_000  # KiB: no growth beyond noise
