@@ -1,0 +1,138 @@
+"""Forward and forward+backward time of each IIS model with and without click fusion, one core.
+
+    python benchmarks/bench_model.py                     (batch 2 x 320x480, 7 timed iterations)
+    python benchmarks/bench_model.py --iters 9 --size 256 384 --models hrnet18s
+
+For each family, the variants run interleaved (one iteration of each in turn, after a warm-up),
+so machine-load drift hits them alike. The overhead of a fusion is the median, over iterations,
+of its time over the image-only ("none") variant's time in the same iteration (paired ratios
+cancel the drift that a ratio of medians keeps); target: under 10 %. "forward" is inference
+(eval mode, no autograd); "fwd+bwd" is a training step's forward and backward (train mode, no
+optimizer). Times are the CPU time of the one compute thread (``time.thread_time``), which a
+machine shared with other jobs does not inflate the way it inflates wall-clock time; wall-clock
+medians are printed too, for reference. Times on a shared machine still move by 10-20 % (a busy
+sibling core slows this one down), so the forward GFLOP (``torch.utils.flop_counter``) of each
+model is printed as the noise-free view of the same overhead.
+
+Not measured here yet: the trainer's data-wait fraction with the stream at 2 workers (issue's
+second benchmark). It needs the trainer, which does not exist yet; it is to be added as its own
+section in ``SECTIONS`` below by whoever lands the trainer.
+"""
+
+from __future__ import annotations
+
+import _single_core  # noqa: F401  (must come first: pins one core, library threads = 1)
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from iis_pipe import models
+
+TARGET_OVERHEAD = 0.10
+FAMILIES = {
+    "hrnet18s": ("hrnet18s-none", ["hrnet18s-conv1s", "hrnet18s-cat"]),
+    "vit-s": ("vit-s-none", ["vit-s-simpleclick"]),
+}
+
+
+def batch(b: int, h: int, w: int):
+    g = torch.Generator().manual_seed(0)
+    clicks = torch.zeros(b, 2, h, w)
+    clicks[:, 0, h // 3: h // 3 + 10, w // 3: w // 3 + 10] = 1.0
+    return torch.rand(b, 3, h, w, generator=g), clicks, torch.zeros(b, 1, h, w)
+
+
+def timed(fn) -> tuple[float, float]:
+    """(thread CPU seconds, wall seconds) of ``fn()``."""
+    cpu, wall = time.thread_time(), time.perf_counter()
+    fn()
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+def time_forward(model, inputs) -> tuple[float, float]:
+    model.eval()
+    with torch.inference_mode():
+        return timed(lambda: model(*inputs))
+
+
+def time_train_step(model, inputs) -> tuple[float, float]:
+    model.train()
+    model.zero_grad(set_to_none=True)
+    return timed(lambda: model(*inputs).mean().backward())
+
+
+def forward_gflop(model, inputs) -> float:
+    model.eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    return counter.get_total_flops() / 1e9
+
+
+def bench_fusion_overhead(args) -> bool:
+    """Median forward and fwd+bwd ms per model; fusion overhead vs "none". True if all met."""
+    inputs = batch(args.batch, *args.size)
+    print(f"models: batch {args.batch} x {args.size[0]}x{args.size[1]}, one core, torch "
+          f"{torch.__version__}, {args.iters} timed iterations (+1 warm-up), "
+          "median thread CPU ms")
+    all_met = True
+    for family in args.models:
+        base, fused = FAMILIES[family]
+        names = [base, *fused]
+        torch.manual_seed(0)
+        built = {n: models.create(n) for n in names}
+        times = {(n, kind): [] for n in names for kind in ("fwd", "step")}
+        for it in range(args.iters + 1):
+            for n in names:  # interleaved, see module docstring
+                fwd, step = time_forward(built[n], inputs), time_train_step(built[n], inputs)
+                if it:  # iteration 0 warms allocator and kernels up
+                    times[n, "fwd"].append(fwd)
+                    times[n, "step"].append(step)
+        med = {k: statistics.median(c for c, _ in v) * 1e3 for k, v in times.items()}
+        wall = {k: statistics.median(w for _, w in v) * 1e3 for k, v in times.items()}
+        overhead = {(n, kind): statistics.median(c / c0 for (c, _), (c0, _)
+                                                 in zip(times[n, kind], times[base, kind])) - 1
+                    for n in fused for kind in ("fwd", "step")}
+        print(f"\n{family}:")
+        gflop = {n: forward_gflop(built[n], inputs) for n in names}
+        print(f"  {'model':<20}{'params M':>9}{'GFLOP':>8}{'(+%)':>7}"
+              f"{'forward':>10}{'overhead':>10}{'fwd+bwd':>10}{'overhead':>10}")
+        for n in names:
+            params = sum(p.numel() for p in built[n].parameters()) / 1e6
+            flop_mark = "" if n == base else f"{gflop[n] / gflop[base] - 1:+.1%}"
+            row = f"  {n:<20}{params:9.2f}{gflop[n]:8.1f}{flop_mark:>7}"
+            for kind in ("fwd", "step"):
+                mark = ""
+                if n != base:
+                    met = overhead[n, kind] < TARGET_OVERHEAD
+                    all_met &= met
+                    mark = f"{overhead[n, kind]:+.1%}" + ("" if met else "!")
+                row += f"{med[n, kind]:10.1f}{mark:>10}"
+            print(row + f"   (wall: {wall[n, 'fwd']:.0f} / {wall[n, 'step']:.0f})")
+    print(f"\nfusion overhead target < {TARGET_OVERHEAD:.0%}: "
+          f"{'met' if all_met else 'MISSED (marked !)'}")
+    return all_met
+
+
+SECTIONS = [bench_fusion_overhead]
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--size", type=int, nargs=2, default=(320, 480), metavar=("H", "W"))
+    ap.add_argument("--iters", type=int, default=7)
+    ap.add_argument("--models", nargs="+", choices=sorted(FAMILIES), default=sorted(FAMILIES))
+    args = ap.parse_args()
+    for section in SECTIONS:
+        section(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
