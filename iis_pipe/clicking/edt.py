@@ -21,30 +21,36 @@ import numpy as np
 from numba import njit
 
 SQ_INF = np.iinfo(np.int32).max  # squared distance of a pixel that reaches no zero
-_FAR = 1 << 20  # column distance meaning "no zero in this column"; _FAR**2 still fits int64
+_FAR = 1 << 20  # column distance meaning "no zero in this column" (such sites are skipped)
 
 
 @njit(cache=True, nogil=True)
 def _down_pass(feat, pad, out):
     """``out[y, x]``: distance from a True pixel of ``feat (h, w) bool`` down its column to the
-    nearest False one (or the virtual padding), capped at ``_FAR``; 0 on False pixels."""
+    nearest False one (or the virtual padding), capped at ``_FAR``; 0 on False pixels.
+    Branch-free rows, so that they vectorize."""
     h, w = feat.shape
     last = 1 if pad else _FAR
     for x in range(w):
-        out[h - 1, x] = last if feat[h - 1, x] else 0
+        out[h - 1, x] = np.int32(feat[h - 1, x]) * last
     for y in range(h - 2, -1, -1):
         for x in range(w):
-            out[y, x] = min(out[y + 1, x] + 1, _FAR) if feat[y, x] else 0
+            out[y, x] = np.int32(feat[y, x]) * min(out[y + 1, x] + 1, _FAR)
 
 
 @njit(cache=True, nogil=True)
-def _row_envelope(g, a, b, left, right, v, fv, z, out_row):
+def _row_envelope(g, a, b, left, right, env, out_row):
     """Squared distances of the run ``a..b`` of one row, given column distances ``g`` (1-D).
 
     Only the run and its two bounding zeros can be nearest sites for pixels of the run: any site
     beyond a bounding zero is farther than that zero. ``left``/``right`` say whether the zero at
     ``a - 1``/``b + 1`` exists (a real False pixel or the padding).
+
+    The lower envelope of parabolas (Felzenszwalb-Huttenlocher) in integers: ``env`` rows hold
+    the sites, their squared column distances, and each parabola's left end as a fraction
+    ``num / den`` (``den == 0``: minus infinity), compared by cross-multiplication.
     """
+    v, fv, zn, zd = env[0], env[1], env[2], env[3]
     k = -1
     for q in range(a - 1, b + 2):
         if q == a - 1:
@@ -59,27 +65,25 @@ def _row_envelope(g, a, b, left, right, v, fv, z, out_row):
             if g[q] >= _FAR:
                 continue
             fq = g[q] * g[q]
-        s = -np.inf
+        num, den = 0, 0
         while k >= 0:
-            # Intersection of parabolas q and v[k]. Numerators are exact integers below 2**53 and
-            # distinct intersections differ by at least 1/(4 w**2), far above float64 rounding.
-            s = ((fq + q * q) - (fv[k] + v[k] * v[k])) / (2.0 * (q - v[k]))
-            if s <= z[k]:
+            # Parabolas q and v[k] meet at num / den (den > 0).
+            num = (fq + q * q) - (fv[k] + v[k] * v[k])
+            den = 2 * (q - v[k])
+            if zd[k] != 0 and num * zd[k] <= zn[k] * den:
                 k -= 1
-                s = -np.inf
+                num, den = 0, 0
             else:
                 break
         k += 1
-        v[k] = q
-        fv[k] = fq
-        z[k] = s
+        v[k], fv[k], zn[k], zd[k] = q, fq, num, den
     if k < 0:
         for x in range(a, b + 1):
             out_row[x] = SQ_INF
         return
     j = 0
     for x in range(a, b + 1):
-        while j < k and z[j + 1] < x:
+        while j < k and zn[j + 1] < x * zd[j + 1]:
             j += 1
         d = x - v[j]
         out_row[x] = d * d + fv[j]
@@ -90,24 +94,21 @@ def _sqdist(feat, pad, out):
     """Exact squared distance from each True pixel of ``feat (h, w) bool`` to the nearest False
     pixel (virtual False ring outside when ``pad``), into ``out (h, w) int32``."""
     h, w = feat.shape
+    if h == 0 or w == 0:
+        return
     _down_pass(feat, pad, out)
-    up = np.zeros(w, np.int64)
+    up = np.zeros(w, np.int32)
     g = np.zeros(w, np.int64)
-    v = np.zeros(w + 2, np.int64)
-    fv = np.zeros(w + 2, np.int64)
-    z = np.zeros(w + 2, np.float64)
+    env = np.zeros((4, w + 2), np.int64)
     first = 1 if pad else _FAR
     for y in range(h):
-        any_feat = False
-        for x in range(w):
-            if feat[y, x]:
-                up[x] = min(up[x] + 1, _FAR) if y > 0 else first
-                g[x] = min(up[x], out[y, x])
-                any_feat = True
-            else:
-                up[x] = 0
-                g[x] = 0
-        if not any_feat:
+        top = 0
+        for x in range(w):  # column distance: the nearer of the zeros above and below
+            u = np.int32(feat[y, x]) * (min(up[x] + 1, _FAR) if y > 0 else first)
+            up[x] = u
+            g[x] = min(u, out[y, x])
+            top = max(top, g[x])
+        if top == 0:
             continue
         x = 0
         while x < w:
@@ -117,8 +118,7 @@ def _sqdist(feat, pad, out):
             a = x
             while x < w and g[x] > 0:
                 x += 1
-            b = x - 1
-            _row_envelope(g, a, b, a > 0 or pad, b < w - 1 or pad, v, fv, z, out[y])
+            _row_envelope(g, a, x - 1, a > 0 or pad, x < w or pad, env, out[y])
 
 
 @njit(cache=True, nogil=True)
@@ -191,6 +191,22 @@ def sq_distance_to_zero(mask: np.ndarray, pad_border: bool = False) -> np.ndarra
     return out
 
 
+@njit(cache=True, nogil=True)
+def _sqrt_into(sq, out):
+    """``out = sqrt(sq)`` as float32 (``SQ_INF`` gives ``inf``). The float64 square root
+    rounded to float32 is the correctly rounded float32 square root."""
+    for y in range(sq.shape[0]):
+        for x in range(sq.shape[1]):
+            out[y, x] = np.inf if sq[y, x] == SQ_INF else np.float32(np.sqrt(np.float64(sq[y, x])))
+
+
+def sq_to_distance(sq: np.ndarray) -> np.ndarray:
+    """``float32`` distances from exact squared ones (``SQ_INF`` becomes ``inf``)."""
+    out = np.empty(sq.shape, np.float32)
+    _sqrt_into(sq, out)
+    return out
+
+
 def distance_to_zero(mask: np.ndarray, pad_border: bool = False,
                      bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Euclidean distance from each True pixel of ``mask (H, W) bool`` to the nearest False pixel.
@@ -203,22 +219,10 @@ def distance_to_zero(mask: np.ndarray, pad_border: bool = False,
     that ring is farther than the ring pixel obtained by clamping it to the ring.
     """
     mask = np.asarray(mask, dtype=bool)
-    out = np.zeros(mask.shape, np.float32)
     if bbox is None:
-        bbox = (0, mask.shape[0], 0, mask.shape[1])
+        return sq_to_distance(sq_distance_to_zero(mask, pad_border))
+    out = np.zeros(mask.shape, np.float32)
     y0, y1, x0, x1 = grow_box(bbox, 1, mask.shape)
-    if y1 <= y0 or x1 <= x0:
-        return out
-    sq = sq_distance_to_zero(mask[y0:y1, x0:x1], pad_border)
-    out[y0:y1, x0:x1] = sq_to_distance(sq)
+    if y1 > y0 and x1 > x0:
+        out[y0:y1, x0:x1] = sq_to_distance(sq_distance_to_zero(mask[y0:y1, x0:x1], pad_border))
     return out
-
-
-def sq_to_distance(sq: np.ndarray) -> np.ndarray:
-    """``float32`` distances from exact squared ones (``SQ_INF`` becomes ``inf``).
-
-    The float64 square root rounded to float32 is the correctly rounded float32 square root.
-    """
-    d = np.sqrt(sq.astype(np.float64)).astype(np.float32)
-    d[sq == SQ_INF] = np.inf
-    return d

@@ -182,9 +182,7 @@ def _side_max(gt, pred, ign, has_ign, positive, box, clicks):
     up = np.zeros(w, np.int32)
     g = np.zeros(w, np.int64)
     row = np.zeros(w, np.int32)
-    v = np.zeros(w + 2, np.int64)
-    fv = np.zeros(w + 2, np.int64)
-    z = np.zeros(w + 2, np.float64)
+    env = np.zeros((4, w + 2), np.int64)
     best, by, bx = 0, 0, 0
     for y in range(h):
         d = down[y]
@@ -209,7 +207,7 @@ def _side_max(gt, pred, ign, has_ign, positive, box, clicks):
             if bound * bound <= best:
                 continue
             # Both ends of a run are zeros: real non-error pixels or the padding.
-            _row_envelope(g, a, x - 1, True, True, v, fv, z, row)
+            _row_envelope(g, a, x - 1, True, True, env, row)
             for c in range(a, x):
                 if row[c] > best and not _is_clicked(y0 + y, x0 + c, clicks):
                     best, by, bx = row[c], y0 + y, x0 + c
