@@ -15,18 +15,19 @@ def _disk(r: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def _blobs(shape, rng, count, max_r) -> np.ndarray:
+def _blobs(shape, rng, centres, max_r) -> np.ndarray:
+    """Random ellipses centred on the flat pixel indices ``centres``."""
     out = np.zeros(shape, np.uint8)
-    for _ in range(count):
-        c = (int(rng.integers(shape[1])), int(rng.integers(shape[0])))
+    for i in centres:
+        c = (int(i % shape[1]), int(i // shape[1]))
         axes = (int(rng.integers(2, max_r + 1)), int(rng.integers(2, max_r + 1)))
         cv2.ellipse(out, c, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
     return out.astype(bool)
 
 
 def perturb(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``(H, W) bool`` prediction: ``gt`` eroded or dilated, shifted, with holes and blobs."""
-    h, w = gt.shape
+    """``(H, W) bool`` prediction: ``gt`` eroded or dilated, shifted, with holes in the object
+    and blobs anywhere."""
     pred = gt.astype(np.uint8)
     r = int(rng.integers(1, 8))
     op = cv2.erode if rng.random() < 0.5 else cv2.dilate
@@ -34,8 +35,10 @@ def perturb(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     dy, dx = (int(v) for v in rng.integers(-4, 5, size=2))
     pred = np.roll(pred, (dy, dx), axis=(0, 1)).astype(bool)
     scale = max(4, int(np.sqrt(max(gt.sum(), 1)) / 6))
-    inside = _blobs(gt.shape, rng, int(rng.integers(0, 4)), scale) & gt
-    outside = _blobs(gt.shape, rng, int(rng.integers(0, 4)), scale) & ~gt
+    on_object = np.flatnonzero(gt)
+    holes = rng.choice(on_object, size=int(rng.integers(0, 4))) if on_object.size else []
+    inside = _blobs(gt.shape, rng, holes, scale) & gt
+    outside = _blobs(gt.shape, rng, rng.integers(gt.size, size=int(rng.integers(0, 4))), scale) & ~gt
     return (pred & ~inside) | outside
 
 

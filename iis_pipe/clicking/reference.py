@@ -13,14 +13,14 @@ from scipy import ndimage as ndi
 from iis_pipe.clicking.format import Click, clicked_pixels
 from iis_pipe.clicking.samplers import check_inputs, draw_clicks, per_region
 
-# OpenCV's IPP path of distanceTransform(DIST_L2, 0) (taken with one thread or small images) is
-# about 1 ulp off and varies between calls, which changes which equidistant pixel wins.
-cv2.ipp.setUseIPP(False)
-
-
 def standard_reference(gt, pred, ignore=None, clicks=None, rng=None) -> Click:
-    """RITM's ``Clicker._get_next_click`` (two padded full-image transforms)."""
-    assert not cv2.ipp.useIPP()
+    """RITM's ``Clicker._get_next_click`` (two padded full-image transforms).
+
+    Turns OpenCV's IPP off (process-wide): IPP's ``distanceTransform(DIST_L2, 0)``, taken with
+    one thread or small images, is about 1 ulp off and varies between calls, which changes
+    which of several equidistant pixels wins.
+    """
+    cv2.ipp.setUseIPP(False)
     gt = np.asarray(gt, bool)
     pred = np.asarray(pred, bool)
     not_ignore = np.ones_like(gt) if ignore is None else ~np.asarray(ignore, bool)

@@ -272,7 +272,9 @@ def per_region(a, m):
 
 def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=None, ignore=None,
                   inside=None, outside=None) -> np.ndarray:
-    """First clicks for one training sample: ``(2N, 3) int32`` (see ``format``).
+    """First clicks for one training sample: ``(2N, 3) int32`` (see ``format``; a batch is
+    ``format.stack_clicks`` of these). The ``order`` column numbers the positives ``0..P-1``,
+    then the negatives ``P..P+Q-1`` (RITM's 0 / 100 first-click marks are not kept).
 
     - ``regions``: ``(H, W) bool`` or ``(M, H, W) bool``, the merged regions of the target.
     - ``other``: ``(H, W) bool``, the image's other objects (for the "other" strategy).
@@ -283,5 +285,5 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     regions = check_inputs(regions, other, ignore, inside, outside)
     m = regions.shape[0]
     sets = _BoxSets(regions, other, ignore, per_region(inside, m), per_region(outside, m),
-                     cfg.expand_ratio)
+                    cfg.expand_ratio)
     return draw_clicks(cfg, rng, sets)
