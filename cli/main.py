@@ -23,3 +23,6 @@ def _register() -> None:
 
 
 _register()
+
+if __name__ == "__main__":  # python -m cli.main (torchrun launches it this way)
+    main()

@@ -96,7 +96,8 @@ def bench_robot(frames, clicks: int, seed: int) -> dict:
 def bench_sampler(frames, samples: int, points: int, seed: int) -> dict:
     from iis_pipe.clicking.edt import distance_to_zero
     from iis_pipe.clicking.reference import sample_clicks_reference
-    from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks, select_regions
+    from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
+    from iis_pipe.regions.select import choose_regions
 
     cfg = SamplerConfig(max_num_points=points)
     # What a record holds: per-region inside/outside transforms.
@@ -106,7 +107,7 @@ def bench_sampler(frames, samples: int, points: int, seed: int) -> dict:
     jobs = []
     for i in range(samples):
         inst, ign, inside, outside = recs[i % len(recs)]
-        sel = select_regions(len(inst), cfg, rng)
+        sel = choose_regions(rng, inst.sum(axis=(1, 2)))
         rest = np.delete(inst, sel, axis=0)
         jobs.append((inst[sel], dict(other=rest.any(axis=0) if len(rest) else None, ignore=ign,
                                      inside=inside[sel], outside=outside[sel]), int(rng.integers(1 << 31))))

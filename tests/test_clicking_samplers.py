@@ -12,13 +12,16 @@ from PIL import Image
 from iis_pipe.clicking.edt import distance_to_zero
 from iis_pipe.clicking.format import array_to_clicks
 from iis_pipe.clicking.reference import sample_clicks_reference
-from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, sample_clicks, select_regions
+from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, sample_clicks
+from iis_pipe.regions.select import choose_regions
 
+# (sampler config, merge probability, max merged regions)
 CONFIGS = [
-    SamplerConfig(),
-    SamplerConfig(first_click_center=True, merge_objects_prob=0.7, max_num_merged_objects=3),
-    SamplerConfig(max_num_points=6, prob_gamma=0.95, expand_ratio=0.3, negative_bg_prob=0.4,
-                  negative_other_prob=0.3, negative_border_prob=0.3, positive_erode_iters=6),
+    (SamplerConfig(), 0.0, 2),
+    (SamplerConfig(first_click_center=True), 0.7, 3),
+    (SamplerConfig(max_num_points=6, prob_gamma=0.95, expand_ratio=0.3, negative_bg_prob=0.4,
+                   negative_other_prob=0.3, negative_border_prob=0.3, positive_erode_iters=6),
+     0.0, 2),
 ]
 
 
@@ -41,9 +44,10 @@ def _compare(name, regions, ignore, seeds, without_dt=True):
     """Fast and reference samples agree for every config and seed, with the precomputed
     transforms and (first seed, or ``without_dt``) without them."""
     inside, outside = _transforms(regions)
-    for ci, cfg in enumerate(CONFIGS):
+    for ci, (cfg, merge_prob, max_merged) in enumerate(CONFIGS):
         for j, seed in enumerate(seeds):
-            sel = select_regions(len(regions), cfg, np.random.default_rng(seed))
+            sel = choose_regions(np.random.default_rng(seed), regions.sum(axis=(1, 2)),
+                                 merge_prob, max_merged)
             rest = np.delete(regions, sel, axis=0)
             other = rest.any(axis=0) if len(rest) else None
             for given in (True, False) if without_dt and j == 0 else (True,):
@@ -98,7 +102,7 @@ def test_sampler_synthetic_edge_cases():
     for name, regions in [("tiny", tiny[None]), ("edge", edge[None]), ("full", full[None]),
                           ("empty", empty[None]), ("two", np.stack([tiny, edge]))]:
         for seed in range(4):
-            for cfg in CONFIGS:
+            for cfg, _, _ in CONFIGS:
                 got = sample_clicks(regions, cfg, np.random.default_rng(seed))
                 ref = sample_clicks_reference(regions, cfg, np.random.default_rng(seed))
                 assert np.array_equal(got, ref), (name, seed)
@@ -152,15 +156,17 @@ def test_count_distribution_follows_gamma():
     assert np.allclose(pos / pos.sum(), _gamma_probs(5, 0.5), atol=0.03)
 
 
-def test_select_regions_and_config_checks():
-    cfg = SamplerConfig(merge_objects_prob=1.0, max_num_merged_objects=3)
+def test_choose_regions_and_config_checks():
     rng = np.random.default_rng(0)
-    sizes = {len(select_regions(5, cfg, rng)) for _ in range(200)}
+    areas = np.array([10, 20, 30, 40, 50])
+    sizes = {len(choose_regions(rng, areas, 1.0, 3)) for _ in range(200)}
     assert sizes == {2, 3}
-    sel = select_regions(5, cfg, rng)
-    assert len(set(sel.tolist())) == len(sel)
-    assert len(select_regions(1, cfg, rng)) == 1
-    assert len(select_regions(4, SamplerConfig(), rng)) == 1
+    sel = choose_regions(rng, areas, 1.0, 3)
+    assert len(set(sel)) == len(sel)
+    assert len(choose_regions(rng, areas[:1], 1.0, 3)) == 1
+    assert len(choose_regions(rng, areas[:4])) == 1
+    assert choose_regions(rng, areas, 0.0, 2, min_area=45) == [4]
+    assert choose_regions(rng, areas, 0.0, 2, min_area=60) == []
     with pytest.raises(ValueError):
         SamplerConfig(negative_bg_prob=0.5)
     with pytest.raises(ValueError):

@@ -12,10 +12,10 @@ from iis_pipe.clicking.edt import distance_to_zero, mask_bbox
 from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
 from iis_pipe.clicking.format import Click, array_to_clicks, clicks_to_array, stack_clicks
 from iis_pipe.clicking.robots import ROBOTS, standard
-from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks, select_regions
+from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
 
 __all__ = [
     "Click", "ROBOTS", "SamplerConfig", "array_to_clicks", "clicks_to_array", "distance_to_zero",
-    "encode_clicks", "encode_clicks_torch", "mask_bbox", "sample_clicks", "select_regions",
+    "encode_clicks", "encode_clicks_torch", "mask_bbox", "sample_clicks",
     "stack_clicks", "standard",
 ]

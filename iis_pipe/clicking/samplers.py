@@ -8,7 +8,7 @@ with 3x3 squares, so that the records' precomputed transforms answer every quest
   remain). ``1 + k`` of them, ``k`` in ``0..N-1`` drawn with probability proportional to
   ``prob_gamma ** k``. With ``first_click_center`` the first one is drawn among the pixels whose
   inside distance exceeds ``max / sfc_inner_k`` instead.
-- Several merged regions (see :func:`select_regions`): one first click per region, then ``k``
+- Several merged regions (chosen by ``iis_pipe.regions.select``): one first click per region, then ``k``
   more (``k`` in ``0..N`` with probability proportional to ``gamma ** k``, at most ``N`` in
   all), each in a region drawn uniformly.
 - Negative clicks: ``k`` in ``0..N`` as above, each from a strategy drawn with probabilities
@@ -49,8 +49,6 @@ class SamplerConfig:
     negative_bg_prob: float = 0.1
     negative_other_prob: float = 0.4
     negative_border_prob: float = 0.5
-    merge_objects_prob: float = 0.0
-    max_num_merged_objects: int = 2
     first_click_center: bool = False
     sfc_inner_k: float = 1.7
 
@@ -74,16 +72,6 @@ def _draw(rng: np.random.Generator, probs, size=None):
     re-validates ``p`` on every call, a large share of a sample's time)."""
     cdf = np.cumsum(probs)
     return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
-
-
-def select_regions(num_regions: int, cfg: SamplerConfig, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the regions that make one training target: with probability
-    ``merge_objects_prob`` (and at least two regions) 2..``max_num_merged_objects`` distinct
-    ones, else a single one."""
-    if num_regions > 1 and rng.random() < cfg.merge_objects_prob:
-        hi = min(num_regions, cfg.max_num_merged_objects)
-        return rng.choice(num_regions, size=int(rng.integers(2, hi + 1)), replace=False)
-    return np.array([rng.integers(num_regions)])
 
 
 def draw_clicks(cfg: SamplerConfig, rng: np.random.Generator, sets) -> np.ndarray:

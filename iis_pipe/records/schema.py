@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from iis_pipe.images import decode_image
+from iis_pipe.plain import to_plain
 from iis_pipe.records import distances, masks
 from iis_pipe.records.arrays import decode_array, encode_array
 
@@ -80,7 +81,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         windows.append(win)
     canvas, rows = distances.pack_canvas(crops, coding.clip)
     regions = [
-        {**_plain(rm), "id": i, "layer": layer, "label_id": label, "bbox": list(rm["bbox"]),
+        {**to_plain(rm), "id": i, "layer": layer, "label_id": label, "bbox": list(rm["bbox"]),
          "dt_row": int(row), "dt_window": [int(v) for v in win]}
         for i, (rm, (layer, label), row, win) in enumerate(zip(region_meta, slots, rows, windows))
     ]
@@ -92,7 +93,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         "layers": int(layers.shape[0] // h),
         "dt": {"step": coding.step, "clip": coding.clip},
         "regions": regions,
-        "dropped": _plain(info.get("dropped", [])),
+        "dropped": to_plain(info.get("dropped", [])),
     }
     return {
         image_ext: image_bytes,
@@ -173,13 +174,3 @@ def decode_record(members: dict[str, bytes]) -> Record:
                   regions=decode_regions(members, meta), ignore=decode_ignore(members),
                   dt=decode_dt(members, meta))
 
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy (numpy scalars and tuples become plain Python)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
