@@ -122,6 +122,9 @@ class ShardStream(IterableDataset):
     def __init__(self, cfg: StreamConfig):
         self.cfg = cfg
         self.urls = expand_urls(cfg.shards)
+        # Resolved here, in the main process (create the stream after init_process_group):
+        # forked DataLoader workers need not see the process group.
+        self.rank, self.world = _rank_world(cfg)
         self.epoch = 0
         self.start_batch = 0
         self.times: dict[str, float] | None = None  # set to {} to profile stages
@@ -132,8 +135,7 @@ class ShardStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rank, world = _rank_world(self.cfg)
-        return self.batches(rank, world, worker, workers)
+        return self.batches(self.rank, self.world, worker, workers)
 
     def _limit(self, world: int) -> int | None:
         """Rank-local sample count, when the epoch is cut short."""

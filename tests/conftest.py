@@ -7,6 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Two cores shared with DataLoader workers and other jobs: intra-op threads only thrash here.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("IIS_DATA", ROOT.parent / "shared" / "data"))

@@ -1,0 +1,1 @@
+"""Training blocks: losses and the iterative click simulation over a batch."""

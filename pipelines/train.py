@@ -1,0 +1,211 @@
+"""Iterative training of an IIS model from record shards (RITM's scheme).
+
+Per step: draw 0..``max_num_next_clicks`` extra rounds; in each, without gradients and in eval
+mode, predict, add one click per sample from the errors (``training.iterative``) and feed the
+prediction back as the previous mask; then one step with gradients. Adam with a lower learning
+rate for the backbone, bf16 autocast on GPU, DDP under ``torchrun`` (gloo on CPU), checkpoints
+every N steps that carry the model, the optimizer and the stream's position, and a JSON-lines
+log of loss and data-wait / compute / click time per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from iis_pipe import models
+from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
+from iis_pipe.plain import to_plain
+from iis_pipe.training.iterative import add_error_clicks
+from iis_pipe.training.losses import masked_bce, normalized_focal_loss
+from pipelines.stream import StreamLoader, ritm_cocolvis_hrnet18, stream_config
+
+LAST = "last.pt"
+LOG = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    shards: Any
+    out: str
+    model: str = "hrnet18s-conv1s"
+    model_kwargs: dict = field(default_factory=dict)
+    init_checkpoint: str | None = None   # local weights to start from (config must match)
+    recipe: str = "ritm"                 # "ritm" (RITM COCO+LVIS data recipe) or "plain"
+    stream: dict = field(default_factory=dict)  # stream keywords on top of the recipe
+    steps: int = 1000
+    lr: float = 5e-4
+    backbone_lr_mult: float = 0.1
+    weight_decay: float = 0.0
+    max_num_next_clicks: int = 3
+    prev_mask_drop_prob: float = 0.0
+    focal_alpha: float = 0.5
+    focal_gamma: float = 2.0
+    bce_weight: float = 0.0              # auxiliary BCE on the same logits
+    maps_mode: str = "disk"
+    maps_radius: float = 5.0
+    amp: bool = True                     # bf16 autocast, on CUDA only
+    device: str = "auto"
+    workers: int = 2
+    checkpoint_every: int = 500
+    seed: int = 0
+
+
+def _stream(cfg: TrainConfig):
+    knobs = dict(cfg.stream)
+    knobs.setdefault("seed", cfg.seed)
+    knobs.setdefault("image_dtype", "uint8")
+    if cfg.recipe == "ritm":
+        return ritm_cocolvis_hrnet18(cfg.shards, **knobs)
+    if cfg.recipe != "plain":
+        raise ValueError(f"recipe must be 'ritm' or 'plain', not {cfg.recipe!r}")
+    knobs.setdefault("resampled", True)  # DDP needs equal batch counts per rank
+    knobs.setdefault("samples_per_epoch", 100 * knobs.get("batch_size", 8))
+    return stream_config(cfg.shards, **knobs)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    backbone, rest = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (backbone if name.startswith(("backbone.", "vit.")) else rest).append(p)
+    return torch.optim.Adam([{"params": backbone, "lr": cfg.lr * cfg.backbone_lr_mult},
+                             {"params": rest, "lr": cfg.lr}],
+                            lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=cfg.weight_decay)
+
+
+def _atomic_save(model, path: Path, **extra) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    models.save(model, tmp, **extra)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training; returns a summary (first and last losses, times)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = _device(cfg.device)
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+
+    model = models.create(cfg.model, checkpoint=cfg.init_checkpoint, **cfg.model_kwargs)
+    model.to(device)
+    optimizer = _optimizer(model, cfg)
+    loader = StreamLoader(_stream(cfg), num_workers=cfg.workers)
+    step = 0
+    if resume:
+        ckpt_path = out / LAST
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
+        ckpt = models.read_checkpoint(ckpt_path)
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        loader.load_state_dict(ckpt["stream"])
+        step = int(ckpt["step"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    amp = cfg.amp and device.type == "cuda"
+
+    def maps(clicks, shape):
+        if clicks.device.type == "cpu":  # numba touches only the pixels near clicks
+            return torch.from_numpy(encode_clicks(clicks.numpy(), shape, mode=cfg.maps_mode,
+                                                  radius=cfg.maps_radius))
+        return encode_clicks_torch(clicks, shape, mode=cfg.maps_mode, radius=cfg.maps_radius)
+
+    log = open(out / LOG, "a") if rank == 0 else None
+    losses: list[float] = []
+    totals = {"data": 0.0, "compute": 0.0, "clicks": 0.0}
+    batches = iter(loader)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, unit="step")
+    try:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:  # next epoch
+                batches = iter(loader)
+                batch = next(batches)
+            t1 = time.perf_counter()
+            image = batch["image"].to(device, non_blocking=True).float().div_(255.0) \
+                if batch["image"].dtype == torch.uint8 else batch["image"].to(device)
+            target = batch["target"].to(device)
+            clicks = batch["clicks"].to(device)
+            shape = tuple(image.shape[-2:])
+            prev = torch.zeros_like(target)
+            rng = np.random.default_rng([cfg.seed, step, rank])
+            click_s = 0.0
+            rounds = int(rng.integers(0, cfg.max_num_next_clicks + 1))
+            if rounds:
+                net.eval()
+                with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                    for _ in range(rounds):
+                        prev = torch.sigmoid(net(image, maps(clicks, shape), prev).float())
+                        tc = time.perf_counter()
+                        clicks = add_error_clicks(prev, target, clicks, rng)
+                        click_s += time.perf_counter() - tc
+                net.train()
+                if cfg.prev_mask_drop_prob > 0:
+                    drop = torch.from_numpy(rng.random(prev.shape[0]) < cfg.prev_mask_drop_prob)
+                    prev[drop.to(device)] = 0
+            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                logits = net(image, maps(clicks, shape), prev)
+            loss = normalized_focal_loss(logits, target, cfg.focal_alpha, cfg.focal_gamma).mean()
+            if cfg.bce_weight > 0:
+                loss = loss + cfg.bce_weight * masked_bce(logits, target).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            t2 = time.perf_counter()
+            step += 1
+            losses.append(loss.item())
+            totals["data"] += t1 - t0
+            totals["compute"] += t2 - t1
+            totals["clicks"] += click_s
+            if log is not None:
+                log.write(json.dumps({"step": step, "loss": losses[-1], "rounds": rounds,
+                                      "data_s": t1 - t0, "compute_s": t2 - t1,
+                                      "clicks_s": click_s, "samples": len(batch["keys"]),
+                                      "stream_errors": len(loader.errors)}) + "\n")
+                log.flush()
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+                extra = dict(step=step, optimizer=optimizer.state_dict(),
+                             stream=loader.state_dict(), train=to_plain(dataclasses.asdict(cfg)))
+                _atomic_save(model, out / LAST, **extra)
+                if step % cfg.checkpoint_every == 0:
+                    _atomic_save(model, out / f"ckpt-{step:07d}.pt", **extra)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+        if distributed:
+            dist.destroy_process_group()
+    wall = sum(totals.values()) - totals["clicks"]
+    return {"steps": step, "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None, "losses": losses,
+            "data_wait_fraction": totals["data"] / wall if wall else 0.0,
+            "click_seconds": totals["clicks"], "checkpoint": str(out / LAST)}
+
