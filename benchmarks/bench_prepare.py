@@ -97,14 +97,14 @@ def main() -> int:
     print("per-image time by step (ms):")
     steps = {"read + check image": read_ms, "mask decode": load_ms - read_ms,
              "regions": ms(region_t), "distance transforms": ms(dt_t),
-             "encode (PNG, meta)": ms(encode_t) - ms(dt_t), "write (tar)": 1000 * write_s}
+             "encode (zstd, meta)": ms(encode_t) - ms(dt_t), "write (tar)": 1000 * write_s}
     for name, v in steps.items():
         print(f"  {name:<22}{v:8.2f}")
     print(f"  {'sum':<22}{sum(v for v in steps.values() if v == v):8.2f}"
           f"   (end to end: {1000 / ips:.2f})")
     print(f"stored distances, per image: load {ms(load_dt):.2f} ms  vs exact scipy "
           f"{ms(exact_scipy):.2f} ms ({statistics.fmean(exact_scipy) / statistics.fmean(load_dt):.1f}x)"
-          f"  vs exact OpenCV {ms(exact_cv):.2f} ms "
+          f"  vs exact numba EDT {ms(exact_cv):.2f} ms "
           f"({statistics.fmean(exact_cv) / statistics.fmean(load_dt):.1f}x)")
     print(f"distance bytes {dt_bytes:,} vs JPEG bytes {jpg_bytes:,}: {dt_bytes / jpg_bytes:.2f}x")
     return 0

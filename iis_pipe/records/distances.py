@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
-import cv2
 import numpy as np
+
+from iis_pipe.clicking.edt import sq_distance_to_zero
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,6 @@ class DistanceCoding:
         return int(math.ceil(self.clip * self.step)) + 1
 
 
-def _edt(zero_is_feature: np.ndarray) -> np.ndarray:
-    # Exact L2 (Felzenszwalb). The IPP path is off by an ulp at most, far below rounding.
-    return cv2.distanceTransform(zero_is_feature, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-
-
 def window(bbox_xywh: tuple[int, int, int, int], shape: tuple[int, int], margin: int
            ) -> tuple[int, int, int, int]:
     """``(y0, x0, h, w)`` of the bbox grown by ``margin``, clipped to the image."""
@@ -53,36 +50,45 @@ def window(bbox_xywh: tuple[int, int, int, int], shape: tuple[int, int], margin:
     return y0, x0, y1 - y0, x1 - x0
 
 
+def _sq_map(mask: np.ndarray) -> np.ndarray:
+    """``(H, W) bool`` region -> ``(H, W) int32`` exact squared combined distances."""
+    d2 = sq_distance_to_zero(~mask)  # outside; 0 on the region
+    # Inside only needs the region's bbox plus one pixel, the border counting as boundary:
+    # no nearer boundary pixel can lie beyond that ring.
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, mask.shape[0])
+    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, mask.shape[1])
+    box = mask[y0:y1, x0:x1]
+    np.copyto(d2[y0:y1, x0:x1], sq_distance_to_zero(box, pad_border=True), where=box)
+    return d2
+
+
 def exact_map(mask: np.ndarray) -> np.ndarray:
     """``(H, W) bool`` region -> ``(H, W) float32`` exact combined distance map ``u``."""
-    m = mask.astype(np.uint8)
-    u = _edt(1 - m)  # outside; 0 on the region
-    # Inside only needs the region's bbox plus one pixel (or the border): nearer sites than
-    # that ring cannot lie beyond it.
-    rows = np.flatnonzero(m.any(axis=1))
-    cols = np.flatnonzero(m.any(axis=0))
-    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, m.shape[0])
-    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, m.shape[1])
-    inside = _edt(np.pad(m[y0:y1, x0:x1], 1))[1:-1, 1:-1]
-    box = u[y0:y1, x0:x1]
-    np.copyto(box, inside, where=mask[y0:y1, x0:x1])
-    return u
+    return np.sqrt(_sq_map(mask), dtype=np.float32)
+
+
+@lru_cache(maxsize=8)
+def _quantiser(coding: DistanceCoding) -> tuple[int, np.ndarray]:
+    """Squared distances at or above ``limit`` saturate; below, ``table[d2]`` is the level."""
+    limit = int(np.ceil(((coding.clip + 0.5) * coding.step) ** 2))
+    levels = np.rint(np.sqrt(np.arange(limit + 1)) / coding.step)
+    return limit, np.minimum(levels, coding.clip).astype(np.uint8)
 
 
 def encode_region(mask: np.ndarray, bbox_xywh, coding: DistanceCoding
                   ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Quantised map of one region over its window: ``((h, w) uint8, (y0, x0, h, w))``."""
     y0, x0, h, w = window(bbox_xywh, mask.shape, coding.margin)
-    # Inside the window every region pixel and its nearest outside pixel are present; the 1 px
-    # zero pad stands for the image border (where the window touches it) and is never nearer
-    # than a real non-region pixel elsewhere, because the window extends past the bbox there.
-    u = exact_map(mask[y0:y0 + h, x0:x0 + w])
-    # Rounds to nearest and saturates at 255 in one pass (distances never sit on a .5 tie:
-    # sqrt of an integer is not k + 1/2).
-    q = cv2.convertScaleAbs(u, alpha=1.0 / coding.step)
-    if coding.clip < 255:
-        np.minimum(q, coding.clip, out=q)
-    return q, (y0, x0, h, w)
+    # Every region pixel and every non-region pixel nearer than the margin lies in the window,
+    # so the transforms over it are exact where it matters; the rest saturates anyway. The
+    # image border counts as boundary only where the window reaches it (the bbox ring is
+    # non-region elsewhere and nearer).
+    d2 = _sq_map(np.ascontiguousarray(mask[y0:y0 + h, x0:x0 + w]))
+    limit, table = _quantiser(coding)
+    np.minimum(d2, limit, out=d2)
+    return table[d2], (y0, x0, h, w)
 
 
 def pack_canvas(crops: list[np.ndarray], clip: int) -> tuple[np.ndarray, list[int]]:
