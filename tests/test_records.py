@@ -61,7 +61,7 @@ def _exact(mask):
 
 def _check_bound(mask, coding):
     q, win = distances.encode_region(mask, bbox_xywh(mask), coding)
-    full = distances.unpack_region(q, 0, win, mask.shape, coding.clip)
+    full = distances.unpack_region(q, win, mask.shape, coding.clip)
     exact = _exact(mask)
     decoded = full.astype(np.float64) * coding.step
     free = exact < (coding.clip - 0.5) * coding.step

@@ -10,8 +10,8 @@ elsewhere, so one map carries both (the mask gives the side):
 Encoding: ``q = min(round(u / step), clip)`` as uint8. Error bound against an exact EDT:
 ``|q * step - u| <= step / 2`` wherever ``u < (clip - 0.5) * step``; elsewhere ``q == clip``
 (saturated: "at least that far"). Only a window of the region's bbox plus ``clip * step + 1``
-pixels can hold unsaturated values, so that window is all that is stored; the crops of all
-regions are stacked vertically into one uint8 canvas (one PNG per record).
+pixels can hold unsaturated values, so that window is all that is stored, one array per
+region (so a reader decodes only the regions it uses).
 """
 
 from __future__ import annotations
@@ -91,22 +91,12 @@ def encode_region(mask: np.ndarray, bbox_xywh, coding: DistanceCoding
     return table[d2], (y0, x0, h, w)
 
 
-def pack_canvas(crops: list[np.ndarray], clip: int) -> tuple[np.ndarray, list[int]]:
-    """Stack crops vertically into one ``(sum h, max w) uint8`` canvas; returns row offsets."""
-    width = max(c.shape[1] for c in crops)
-    rows = np.cumsum([0] + [c.shape[0] for c in crops]).tolist()
-    canvas = np.full((rows[-1], width), clip, np.uint8)
-    for c, r in zip(crops, rows):
-        canvas[r:r + c.shape[0], :c.shape[1]] = c
-    return canvas, rows[:-1]
-
-
-def unpack_region(canvas: np.ndarray, row: int, win: tuple[int, int, int, int],
-                  shape: tuple[int, int], clip: int) -> np.ndarray:
+def unpack_region(crop: np.ndarray, win: tuple[int, int, int, int], shape: tuple[int, int],
+                  clip: int) -> np.ndarray:
     """One region's full-size quantised map ``(H, W) uint8`` (saturated outside its window)."""
     y0, x0, h, w = win
     out = np.full(shape, clip, np.uint8)
-    out[y0:y0 + h, x0:x0 + w] = canvas[row:row + h, :w]
+    out[y0:y0 + h, x0:x0 + w] = crop
     return out
 
 

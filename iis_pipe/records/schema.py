@@ -9,7 +9,8 @@ suffix              content
 ``jpg``/``png``     the image: original JPEG bytes untouched, other formats re-encoded as PNG
 ``regions.npy.zst`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (``masks``)
 ``ignore.npy.zst``  ``(H, W)`` bool, True where pixels are ignored (void, boundaries, crowds)
-``dt.npy.zst``      per-region quantised distance maps, cropped and stacked (``distances``)
+``dt.npy.zst``      per-region quantised distance maps over their windows (``distances``):
+                    one zstd frame per region, each an ``.npy``, back to back
 ``meta.json``       everything else (below)
 ==================  =======================================================================
 
@@ -18,8 +19,8 @@ Array members are zstd-compressed ``.npy`` files (see ``arrays``).
 ``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
 ``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``dt``
 (``{"step", "clip"}``), ``regions`` (per region: ``id``, ``layer``, ``label``, ``instance``,
-``component``, ``area``, ``bbox`` ``[x, y, w, h]``, ``dt_row``, ``dt_window``
-``[y0, x0, h, w]`` and the source's instance metadata such as ``label``) and ``dropped``
+``component``, ``area``, ``bbox`` ``[x, y, w, h]``, ``dt_window`` ``[y0, x0, h, w]``,
+``dt_span`` ``[offset, length]`` of its frame in ``dt.npy.zst`` and the source's instance metadata such as ``label``) and ``dropped``
 (parts removed by ``min_area``).
 """
 
@@ -79,11 +80,12 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         q, win = distances.encode_region(m, rm["bbox"], coding)
         crops.append(q)
         windows.append(win)
-    canvas, rows = distances.pack_canvas(crops, coding.clip)
+    frames = [encode_array(q) for q in crops]
+    offsets = np.cumsum([0] + [len(f) for f in frames]).tolist()
     regions = [
         {**to_plain(rm), "id": i, "layer": layer, "label_id": label, "bbox": list(rm["bbox"]),
-         "dt_row": int(row), "dt_window": [int(v) for v in win]}
-        for i, (rm, (layer, label), row, win) in enumerate(zip(region_meta, slots, rows, windows))
+         "dt_window": [int(v) for v in win], "dt_span": [offsets[i], len(frames[i])]}
+        for i, (rm, (layer, label), win) in enumerate(zip(region_meta, slots, windows))
     ]
     meta = {
         "schema": SCHEMA_VERSION, "key": key, "source": info["source"], "split": info["split"],
@@ -99,7 +101,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         image_ext: image_bytes,
         REGIONS: encode_array(layers),
         IGNORE: encode_array(np.asarray(ignore, bool)),
-        DT: encode_array(canvas),
+        DT: b"".join(frames),
         META: json.dumps(meta, sort_keys=True, separators=(",", ":")).encode(),
     }
 
@@ -143,16 +145,21 @@ def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
     return decode_array(members[IGNORE]).astype(bool, copy=False)
 
 
+def decode_dt_window(members: dict[str, bytes], region: dict[str, Any]) -> np.ndarray:
+    """One region's stored map over its ``dt_window``: ``(h, w) uint8`` quantised levels."""
+    offset, length = region["dt_span"]
+    return decode_array(members[DT][offset:offset + length])
+
+
 def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
               ids: list[int] | None = None) -> np.ndarray:
-    """``(R, H, W) uint8`` quantised distance maps (multiply by ``meta["dt"]["step"]``)."""
-    canvas = decode_array(members[DT])
+    """``(R, H, W) uint8`` full-size quantised maps (multiply by ``meta["dt"]["step"]``)."""
     regs = meta["regions"]
     ids = range(len(regs)) if ids is None else ids
     shape = (meta["height"], meta["width"])
     clip = int(meta["dt"]["clip"])
-    return np.stack([distances.unpack_region(canvas, regs[i]["dt_row"], regs[i]["dt_window"],
-                                             shape, clip) for i in ids])
+    return np.stack([distances.unpack_region(decode_dt_window(members, regs[i]),
+                                             regs[i]["dt_window"], shape, clip) for i in ids])
 
 
 def image_member(members: dict[str, bytes]) -> str:

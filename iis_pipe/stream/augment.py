@@ -122,9 +122,18 @@ def apply(array: np.ndarray, p: Plan, *, linear: bool, fill: float = 0,
     interp = cv2.INTER_LINEAR if linear else cv2.INTER_NEAREST_EXACT
     block = cv2.resize(src, (w, h), interpolation=interp)
     if p.flip:
-        block = block[:, ::-1]
+        block = cv2.flip(block, 1)
+    if (h, w) == tuple(p.crop):  # no padding: the block is the crop
+        return block
     out = np.full((*p.crop, *array.shape[2:]), fill, array.dtype)
     out[p.paste[0]:p.paste[0] + h, p.paste[1]:p.paste[1] + w] = block
+    return out
+
+
+def padding_mask(p: Plan) -> np.ndarray:
+    """``(Hc, Wc) bool``: True where the crop holds padding, not image."""
+    out = np.ones(p.crop, bool)
+    out[p.paste[0]:p.paste[0] + p.size[0], p.paste[1]:p.paste[1] + p.size[1]] = False
     return out
 
 

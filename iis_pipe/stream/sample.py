@@ -173,24 +173,28 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         img = decode_image(members["png"], "png")
     timer.lap("decode")
     image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce), acfg, rng)
-    ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
-                       fill=int(tcfg.pad_ignore)).view(bool)
+    if ignore_full.any():
+        ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
+                           fill=int(tcfg.pad_ignore)).view(bool)
+    else:  # the common case: only padding can be ignored
+        ignore = aug.padding_mask(p) if tcfg.pad_ignore else np.zeros(crop, bool)
 
     inside = outside = None
     if chosen:
-        canvas = arrays.decode_array(members[schema.DT])
+        timer.lap("augment")
+        windows = [schema.decode_dt_window(members, regions_meta[i]) for i in chosen]
+        timer.lap("decode")  # only the chosen regions' maps
         coding = schema.coding_of(meta)
         dist_scale = np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
         inside = np.empty((len(chosen), *crop), np.float32)
         outside = np.empty_like(inside)
-        for n, i in enumerate(chosen):
-            r = regions_meta[i]
-            y0, x0, hh, ww = r["dt_window"]
-            q = aug.apply(canvas[r["dt_row"]:r["dt_row"] + hh, :ww], p, linear=True,
-                          fill=coding.clip, offset=(y0, x0))
-            d = q.astype(np.float32) * dist_scale
+        for n, (i, window) in enumerate(zip(chosen, windows)):
+            q = aug.apply(window, p, linear=True, fill=coding.clip,
+                          offset=regions_meta[i]["dt_window"][:2])
+            d = q.astype(np.float32)
+            d *= dist_scale
             np.multiply(d, masks[n], out=inside[n])
-            np.multiply(d, ~masks[n], out=outside[n])
+            np.subtract(d, inside[n], out=outside[n])  # exact: inside is d or 0
     timer.lap("augment")
 
     if chosen:
