@@ -14,9 +14,9 @@ medians are printed too, for reference. Times on a shared machine still move by 
 sibling core slows this one down), so the forward GFLOP (``torch.utils.flop_counter``) of each
 model is printed as the noise-free view of the same overhead.
 
-Not measured here yet: the trainer's data-wait fraction with the stream at 2 workers (issue's
-second benchmark). It needs the trainer, which does not exist yet; it is to be added as its own
-section in ``SECTIONS`` below by whoever lands the trainer.
+Second section: the trainer's data-wait fraction (time blocked on the next batch over time
+blocked plus compute) for ``hrnet18s-conv1s`` on DAVIS shards with RITM's recipe and the stream
+at 2 DataLoader workers, both cores allowed, steps after the first two (worker start-up).
 """
 
 from __future__ import annotations
@@ -118,7 +118,40 @@ def bench_fusion_overhead(args) -> bool:
     return all_met
 
 
-SECTIONS = [bench_fusion_overhead]
+def bench_data_wait(args) -> bool:
+    """Data-wait fraction of real training steps with the stream at 2 workers."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from pipelines.prepare import prepare
+    from pipelines.train import TrainConfig, train
+
+    davis = _single_core.data_root() / "DAVIS"
+    if not davis.is_dir():
+        print(f"\ndata wait: skipped, DAVIS not found at {davis} (set IIS_DATA)")
+        return True
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))  # workers need their own core
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = Path(tmp) / "davis"
+        prepare(davis, shards, workers=2, progress=False, shard_count=40)
+        cfg = TrainConfig(shards=str(shards), out=str(Path(tmp) / "run"), model="hrnet18s-conv1s",
+                          recipe="ritm", stream={"batch_size": args.batch},
+                          steps=args.wait_steps + 2, workers=2, checkpoint_every=10**9)
+        train(cfg, progress=False)
+        log = [json.loads(x) for x in (Path(cfg.out) / "log.jsonl").read_text().splitlines()]
+    steps = log[2:]
+    data = sum(r["data_s"] for r in steps)
+    compute = sum(r["compute_s"] for r in steps)
+    print(f"\ndata wait: hrnet18s-conv1s, RITM recipe, batch {args.batch}, stream at 2 workers, "
+          f"{len(steps)} steps: data {1e3 * data / len(steps):.0f} ms/step, compute "
+          f"{1e3 * compute / len(steps):.0f} ms/step, data-wait fraction "
+          f"{data / (data + compute):.1%}")
+    return True
+
+
+SECTIONS = [bench_fusion_overhead, bench_data_wait]
 
 
 def main() -> int:
@@ -128,6 +161,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, nargs=2, default=(320, 480), metavar=("H", "W"))
     ap.add_argument("--iters", type=int, default=7)
     ap.add_argument("--models", nargs="+", choices=sorted(FAMILIES), default=sorted(FAMILIES))
+    ap.add_argument("--wait-steps", type=int, default=10, help="timed training steps")
     args = ap.parse_args()
     for section in SECTIONS:
         section(args)

@@ -75,7 +75,7 @@ def stream_config(shards, **knobs) -> StreamConfig:
     for key, value in knobs.items():
         if key in stream_fields:
             top[key] = value
-        elif key == "reduced_decode":
+        elif key in ("reduced_decode", "fast_decode"):
             sample_top[key] = value
         elif key.startswith("maps_") and key[5:] in fields["maps"]:
             parts["maps"][key[5:]] = value

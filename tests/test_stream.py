@@ -100,7 +100,7 @@ def test_geometry_clicks_and_masks(grabcut_shards):
 def test_image_is_the_original_pixels_at_scale_one(grabcut_shards):
     out, root = grabcut_shards
     cfg = stream_config(out, batch_size=5, seed=2, scale_range=(1.0, 1.0), crop_size=(96, 128),
-                        image_dtype="uint8", **NO_PHOTO)
+                        image_dtype="uint8", fast_decode=False, **NO_PHOTO)
     b = next(iter(StreamLoader(cfg)))
     from iis_pipe.images import read_image_file, decode_image
 
