@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import get_context
 from typing import Any
 
 
@@ -17,12 +18,16 @@ def default_workers() -> int:
 
 @contextmanager
 def make_executor(workers: int | None) -> Iterator[Executor | None]:
-    """``None`` (run in this process) for ``workers <= 1``, else a process pool."""
+    """``None`` (run in this process) for ``workers <= 1``, else a process pool.
+
+    Workers are spawned, not forked: a fork copies whatever locks the parent's threads (torch,
+    OpenCV, numba) held at that instant, and a child can hang on one forever.
+    """
     workers = default_workers() if workers is None else workers
     if workers <= 1:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         yield pool
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from scipy.io import loadmat
 
 from iis_pipe.errors import BadInput
 from iis_pipe.images import read_bytes
@@ -71,6 +70,8 @@ def read_gtinst(item: SourceItem, path: str) -> tuple[np.ndarray, np.ndarray]:
     with keyed(item.key):
         data = read_bytes(path)
     try:
+        from scipy.io import loadmat  # here: scipy.io costs every worker 0.3 s to import
+
         gt = loadmat(io.BytesIO(data), squeeze_me=True, struct_as_record=False)["GTinst"]
         ids = np.asarray(gt.Segmentation)
         categories = np.atleast_1d(np.asarray(gt.Categories)).ravel()
