@@ -151,7 +151,7 @@ def bench_data_wait(args) -> bool:
     return True
 
 
-SECTIONS = [bench_fusion_overhead, bench_data_wait]
+SECTIONS = {"fusion": bench_fusion_overhead, "wait": bench_data_wait}
 
 
 def main() -> int:
@@ -162,9 +162,10 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=7)
     ap.add_argument("--models", nargs="+", choices=sorted(FAMILIES), default=sorted(FAMILIES))
     ap.add_argument("--wait-steps", type=int, default=10, help="timed training steps")
+    ap.add_argument("--sections", nargs="+", choices=sorted(SECTIONS), default=list(SECTIONS))
     args = ap.parse_args()
-    for section in SECTIONS:
-        section(args)
+    for name in args.sections:
+        SECTIONS[name](args)
     return 0
 
 
