@@ -1,0 +1,365 @@
+"""``evaluate``: the standard click protocol over prepared shards or dataset folders.
+
+Per object (a region of a record, or the union of a record's regions): no clicks and an all-zero
+previous output to start; then for k = 1..max_clicks the ``standard`` robot clicks on the
+errors of the current mask, the predictor gets the image, all clicks and its previous output
+(probabilities), and IoU(gt, probs > threshold) is taken with ignore pixels excluded (RITM's
+``evaluate_sample`` with ``pred_thr=0.49``). Every object runs all max_clicks clicks, for the
+mIoU curve; NoC/NoF follow ``iis_pipe.metrics.noc``.
+
+Outputs in ``out``: ``samples.parquet`` (one row per object: dataset, key, object index, image
+file, area, the K IoUs, NoC@85/90/95, the clicks as JSON ``[[y, x, positive], ...]``, seconds,
+and ``error``, the reason, on a failed input or object, whose IoUs are null), ``summary.json``
+(per dataset metrics, failures, wall seconds; protocol, predictor) and ``miou.png`` (mIoU per
+click of this run's datasets and of the ``plot_with`` runs).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from iis_pipe import sources
+from iis_pipe.clicking import Click, standard
+from iis_pipe.errors import BadInput
+from iis_pipe.images import decode_image
+from iis_pipe.metrics import THRESHOLDS, iou, noc, summarize
+from iis_pipe.metrics.plots import plot_miou
+from iis_pipe.predictors import Predictor, make_predictor
+from iis_pipe.records import schema
+from iis_pipe.regions.candidates import region_candidates
+from iis_pipe.shards import index as idx
+from iis_pipe.shards.tar import iter_records
+from iis_pipe.stream.urls import expand_urls
+from pipelines.executors import default_workers, make_executor, ordered_map
+
+SAMPLES_FILE, SUMMARY_FILE, PLOT_FILE = "samples.parquet", "summary.json", "miou.png"
+OBJECTS = ("regions", "union")
+_NOC = [f"noc{round(100 * t)}" for t in THRESHOLDS]
+SAMPLES_SCHEMA = pa.schema([
+    ("dataset", pa.string()), ("key", pa.string()), ("object", pa.int32()), ("file", pa.string()),
+    ("area", pa.int64()), ("ious", pa.list_(pa.float64())), *[(c, pa.int32()) for c in _NOC],
+    ("clicks", pa.string()), ("seconds", pa.float64()), ("error", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The click protocol: ``max_clicks`` per object, mask = ``probs > threshold``."""
+
+    max_clicks: int = 20
+    threshold: float = 0.49
+    objects: str = "regions"  # "regions": each region; "union": all regions of a record as one
+
+    def __post_init__(self):
+        if self.objects not in OBJECTS:
+            raise ValueError(f"objects must be one of {OBJECTS}, got {self.objects!r}")
+        if self.max_clicks < 1:
+            raise ValueError(f"max_clicks must be >= 1, got {self.max_clicks}")
+
+
+def run_object(predictor: Predictor, image: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None,
+               protocol: Protocol = Protocol()) -> tuple[np.ndarray, list[Click], float]:
+    """One object's session: ``(ious (K,) float64, the K clicks, seconds)``; ``image (H, W, 3)
+    uint8``, ``gt`` and ``ignore`` ``(H, W) bool``. ``seconds`` covers the whole of every click
+    (robot, predictor, IoU). IoUs stay float64 so that an exact 0.9 meets the 0.9 threshold."""
+    h, w = gt.shape
+    probs = np.zeros((h, w), np.float32)
+    pred = np.zeros((h, w), bool)
+    clicks: list[Click] = []
+    ious = np.zeros(protocol.max_clicks, np.float64)
+    t0 = time.perf_counter()
+    for k in range(protocol.max_clicks):
+        clicks.append(standard(gt, pred, ignore, clicks))
+        probs = np.asarray(predictor(image, clicks, probs), np.float32)
+        if probs.shape != (h, w):
+            raise ValueError(f"predictor returned {probs.shape}, expected {(h, w)}")
+        pred = probs > protocol.threshold
+        ious[k] = iou(gt, pred, ignore)
+    return ious, clicks, time.perf_counter() - t0
+
+
+# --- inputs: each image becomes a picklable job, loaded in the worker -----------------------
+
+@dataclass(frozen=True)
+class _Job:
+    dataset: str
+    kind: str      # "item": a source item; "record": shard members; "bad": a failed input
+    payload: Any   # (format, SourceItem) | (shard, key, members) | BadInput
+
+
+def is_prepared(source: str | Path) -> bool:
+    """``source`` names shards (a prepared folder, a ``.tar``, a glob or brace list of them)
+    rather than a dataset folder."""
+    text = str(source)
+    p = Path(text)
+    if p.is_dir():
+        return (p / idx.MANIFEST_FILE).is_file() or any(p.glob("shard-*.tar"))
+    return text.endswith(".tar") or any(c in text for c in "*?[{")
+
+
+def dataset_name(source: str | Path) -> str:
+    """A short name for tables and plots: the folder's (or the shards' folder's) name."""
+    p = Path(str(source).rstrip("/"))
+    return (p.parent.name if not p.is_dir() and is_prepared(source) else p.name) or str(source)
+
+
+def _jobs(source: str | Path, dataset: str, format: str | None, options: dict[str, Any],
+          limit: int | None) -> tuple[Iterator[_Job], int | None]:
+    """Jobs of one source and their count (None when unknown before reading)."""
+    if is_prepared(source):
+        if format is not None or options:
+            raise ValueError(f"{source}: prepared shards take no --format or source options "
+                             "(they were applied by prepare)")
+        urls = expand_urls(str(source))
+        root = Path(source)
+        bad: list[_Job] = []
+        total = None
+        if root.is_dir() and (root / idx.MANIFEST_FILE).is_file():
+            # prepare's rejects are this set's failures too: nothing vanishes between the steps
+            bad = [_Job(dataset, "bad", BadInput(r["file"], r["reason"], r["key"]))
+                   for r in idx.read_rejects(root).to_pylist()]
+            total = idx.read_manifest(root)["counts"]["records"] + len(bad)
+
+        def records() -> Iterator[_Job]:
+            for url in urls:
+                try:
+                    for key, members in iter_records(url):
+                        yield _Job(dataset, "record", (url, key, members))
+                except BadInput as e:
+                    yield _Job(dataset, "bad", e)
+            yield from bad
+
+        jobs, count = records(), total
+    else:
+        fmt = sources.get_format(format or sources.detect_format(Path(source)))
+        sources.check_options(fmt, options)
+        items = list(fmt.scan(Path(source), **options))
+        jobs = (_Job(dataset, "bad", it) if isinstance(it, BadInput)
+                else _Job(dataset, "item", (fmt.name, it)) for it in items)
+        count = len(items)
+    if limit is not None:
+        jobs = islice(jobs, limit)
+        count = limit if count is None else min(count, limit)
+    return jobs, count
+
+
+def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
+    """``(key, image file, image (H, W, 3) uint8, regions (R, H, W) bool, ignore (H, W) bool)``;
+    raises ``BadInput`` for an unusable input."""
+    if job.kind == "bad":
+        raise job.payload
+    if job.kind == "item":
+        fmt, item = job.payload
+        sample = sources.get_format(fmt).load(item)
+        # The same regions prepare would store with its defaults, so both inputs agree.
+        regions = region_candidates(sample.instances, sample.instance_meta)[0]
+        file = sample.meta.get("image_file", item.key)
+        return (sample.key, file, decode_image(sample.image_bytes, sample.image_ext), regions,
+                sample.ignore)
+    shard, key, members = job.payload
+    try:
+        rec = schema.decode_record(members)
+    except (ValueError, KeyError) as e:
+        raise BadInput(shard, f"record does not decode ({e})", key) from None
+    file = rec.meta["image"].get("file") or f"{shard}:{key}"
+    return rec.key, file, rec.image, rec.regions, rec.ignore
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+_PREDICTORS: dict[Any, Predictor] = {}  # per process: build a predictor once, use it for every job
+
+
+def _predictor(spec, options: dict[str, Any], single_thread: bool) -> Predictor:
+    if callable(spec):
+        return spec
+    key = (spec, json.dumps(options, sort_keys=True), single_thread)
+    if key not in _PREDICTORS:
+        _PREDICTORS[key] = make_predictor(spec, **options)
+        # One worker per core: library thread pools would only contend. Safe because pool
+        # workers are spawned (a forked child can deadlock on the parent's OpenCV pool here).
+        if single_thread:
+            import cv2
+
+            cv2.setNumThreads(1)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(1)
+    return _PREDICTORS[key]
+
+
+def _row(dataset: str, key: str, obj: int, file: str, area: int = 0, ious=None, clicks=None,
+         seconds: float = 0.0, error: str | None = None) -> dict[str, Any]:
+    row = {"dataset": dataset, "key": key, "object": obj, "file": file, "area": area,
+           "ious": None if ious is None else [float(v) for v in ious],
+           "clicks": None if clicks is None else json.dumps([[c.y, c.x, int(c.positive)]
+                                                              for c in clicks]),
+           "seconds": seconds, "error": error}
+    for col, t in zip(_NOC, THRESHOLDS):
+        row[col] = None if ious is None else int(noc(ious[None], t)[0])
+    return row
+
+
+def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
+    """Rows of one image's objects; any failure becomes a row with file and reason."""
+    job, spec, options, protocol, single_thread = task
+    try:
+        key, file, image, regions, ignore = _load(job)
+    except BadInput as e:
+        return [_row(job.dataset, e.key or "", -1, e.file, error=e.reason)]
+    except Exception as e:  # an input no reader foresaw must not end the run
+        key, file = ((job.payload[1].key, next(iter(job.payload[1].files.values()), ""))
+                     if job.kind == "item" else (job.payload[1], job.payload[0]))
+        return [_row(job.dataset, key, -1, file, error=f"unexpected {type(e).__name__}: {e}")]
+    union = protocol.objects == "union" and len(regions)
+    objects = regions.any(0, keepdims=True) if union else regions
+    predictor = _predictor(spec, options, single_thread)
+    rows = []
+    for i, gt in enumerate(objects):
+        try:
+            ious, clicks, secs = run_object(predictor, image, gt, ignore, protocol)
+        except Exception as e:  # recorded and counted, never dropped
+            rows.append(_row(job.dataset, key, i, file, int(gt.sum()),
+                             error=f"{type(e).__name__}: {e}"))
+            continue
+        rows.append(_row(job.dataset, key, i, file, int(gt.sum()), ious, clicks, secs))
+    if not rows:
+        rows.append(_row(job.dataset, key, -1, file, error="no object in the record"))
+    return rows
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+@dataclass
+class EvalResult:
+    out: Path
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def dataset_summary(rows: list[dict[str, Any]], max_clicks: int) -> dict[str, Any]:
+    """Metrics of one dataset's rows: ``summarize`` over the evaluated objects, plus counts of
+    failures and seconds per click (one worker's time for a whole click step)."""
+    good = [r for r in rows if r["error"] is None]
+    ious = np.array([r["ious"] for r in good], np.float64).reshape(len(good), max_clicks)
+    clicks = len(good) * max_clicks
+    return {**summarize(ious), "failed": len(rows) - len(good),
+            "failures": [{"key": r["key"], "file": r["file"], "reason": r["error"]}
+                         for r in rows if r["error"] is not None],
+            "s_per_click": sum(r["seconds"] for r in good) / clicks if clicks else float("nan")}
+
+
+def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
+             predictor: str | Callable = "grabcut", predictor_options: dict[str, Any] | None = None,
+             format: str | None = None, source_options: dict[str, Any] | None = None,
+             protocol: Protocol = Protocol(), limit: int | None = None,
+             workers: int | None = None, name: str | None = None,
+             plot_with: Sequence[str | Path] = (), progress: bool = True) -> EvalResult:
+    """Evaluate ``predictor`` (a spec for ``make_predictor``, or a picklable predictor) on each
+    source and write the outputs into ``out``; see the module docstring.
+
+    ``format``/``source_options`` apply to dataset folders (e.g. ``merge_instances=True`` for
+    DAVIS); ``limit``: the first N images of each source. Raises ``ValueError``,
+    ``FileNotFoundError`` or ``TypeError`` with a message for unusable arguments, before any work.
+    """
+    options = dict(predictor_options or {})
+    _predictor(predictor, options, False)  # fail now, with the reason, not once per worker
+    if not sources_:
+        raise ValueError("no source to evaluate")
+    names = _unique([dataset_name(s) for s in sources_])
+    # Every source is scanned and every --plot-with run read before any work, so that a bad
+    # argument fails at once.
+    plans = [(src, dataset, *_jobs(src, dataset, format, dict(source_options or {}), limit))
+             for src, dataset in zip(sources_, names)]
+    previous = [read_summary(p) for p in plot_with]
+    out = Path(out)
+    workers = default_workers() if workers is None else workers
+    all_rows: list[dict[str, Any]] = []
+    summaries = []
+    with make_executor(workers) as ex:
+        for src, dataset, jobs, total in plans:
+            t0 = time.perf_counter()
+            rows = []
+            tasks = ((j, predictor, options, protocol, workers > 1) for j in jobs)
+            with tqdm(total=total, disable=not progress, unit="img",
+                      desc=f"evaluate {dataset}") as bar:
+                for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1)):
+                    rows.extend(res)
+                    bar.update()
+            summaries.append({"dataset": dataset, "source": str(src),
+                              **dataset_summary(rows, protocol.max_clicks),
+                              "seconds": time.perf_counter() - t0})
+            all_rows.extend(rows)
+    label = name or _label(predictor)
+    summary = {"name": label,
+               "predictor": predictor if isinstance(predictor, str) else repr(predictor),
+               "predictor_options": options, "protocol": {**asdict(protocol), "robot": "standard"},
+               "format": format, "source_options": dict(source_options or {}), "limit": limit,
+               "workers": workers, "datasets": summaries}
+    out.mkdir(parents=True, exist_ok=True)
+    idx.write_table(all_rows, SAMPLES_SCHEMA, out / SAMPLES_FILE)
+    idx.write_json(summary, out / SUMMARY_FILE)
+    if any(d["samples"] for s in (summary, *previous) for d in s["datasets"]):
+        plot_runs([summary, *previous], out / PLOT_FILE)
+    return EvalResult(out, summary, all_rows)
+
+
+def _label(predictor) -> str:
+    """A run's default name: the spec's file stem ("grabcut", "ckpt"), or the callable's name."""
+    if isinstance(predictor, str):
+        return Path(predictor).stem
+    return getattr(predictor, "__name__", type(predictor).__name__)
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
+    return out
+
+
+def read_summary(run: str | Path) -> dict[str, Any]:
+    """``summary.json`` of a run folder (or the file itself)."""
+    path = Path(run)
+    path = path / SUMMARY_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"{run}: no {SUMMARY_FILE}; is it an evaluation run folder?")
+    return json.loads(path.read_text())
+
+
+def plot_runs(summaries: Sequence[dict[str, Any]], out: str | Path) -> Path:
+    """One PNG with the mIoU curve of every dataset of every run summary (ValueError when no
+    dataset has an evaluated object)."""
+    curves = [(f"{s['name']} / {d['dataset']}", d["mIoU"]) for s in summaries
+              for d in s["datasets"] if d["samples"]]
+    return plot_miou(curves, out, title="mIoU per click (standard robot)")
+
+
+def format_table(summaries: Sequence[dict[str, Any]]) -> str:
+    """The papers' layout as a Markdown table: a row per run and dataset (mIoU after 1, 5 and
+    the last click; NoF: objects whose NoC is max_clicks, see ``iis_pipe.metrics.noc``)."""
+    last = max((s["protocol"]["max_clicks"] for s in summaries), default=20)
+    head = ["Run", "Dataset", "NoC@85", "NoC@90", "NoC@95", "NoF@85", "NoF@90", "NoF@95",
+            "mIoU@1", "mIoU@5", f"mIoU@{last}", "s/click", "objects", "failed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for s in summaries:
+        for d in s["datasets"]:
+            m = d["mIoU"]
+            at = [f"{m[k - 1]:.3f}" if len(m) >= k else "-" for k in (1, 5, len(m))]
+            lines.append("| " + " | ".join([
+                s["name"], d["dataset"], *(f"{d[f'NoC@{t}']:.2f}" for t in (85, 90, 95)),
+                *(str(d[f"NoF@{t}"]) for t in (85, 90, 95)), *at, f"{d['s_per_click']:.3f}",
+                str(d["samples"]), str(d["failed"])]) + " |")
+    return "\n".join(lines)
