@@ -116,3 +116,25 @@ def test_ddp_two_processes_on_cpu(toy, tmp_path):
     assert ckpt["step"] == 4 and (out / "ckpt-0000002.pt").is_file()
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in log] == [1, 2, 3, 4]  # rank 0 alone writes
+
+
+@pytest.mark.slow
+def test_smoke_training_learns_and_beats_the_untrained_model(toy, tmp_path):
+    from pipelines.evaluate import Protocol, evaluate
+
+    cfg = _cfg(toy, tmp_path / "run", steps=200, lr=3e-3, checkpoint_every=1000,
+               stream=dict(TINY, batch_size=8))
+    res = train(cfg, progress=False)
+    losses = res["losses"]
+    assert np.mean(losses[-20:]) < np.mean(losses[:20])
+    torch.manual_seed(cfg.seed)  # the very weights training started from
+    untrained = models.save(models.create(cfg.model), tmp_path / "untrained.pt")
+    scores = {}
+    for name, ckpt in (("untrained", untrained), ("trained", tmp_path / "run" / "last.pt")):
+        r = evaluate([toy / "held"], tmp_path / f"eval-{name}", predictor=str(ckpt), workers=1,
+                     progress=False, protocol=Protocol(max_clicks=10))
+        scores[name] = r.summary["datasets"][0]
+    trained, base = scores["trained"], scores["untrained"]
+    assert trained["samples"] == base["samples"] > 0 and trained["failed"] == 0
+    assert trained["NoC@85"] < base["NoC@85"]
+    assert trained["mIoU"][-1] > base["mIoU"][-1] + 0.2
