@@ -117,44 +117,50 @@ def test_image_is_the_original_pixels_at_scale_one(grabcut_shards):
         assert np.array_equal(img, want)
 
 
-def test_exactly_once_with_two_ranks_and_two_workers(toy_shards):
+@pytest.mark.realdata
+def test_exactly_once_with_two_ranks_and_two_workers(grabcut_shards):
     keys = []
     for rank in (0, 1):
-        cfg = stream_config(toy_shards, batch_size=4, seed=3, rank=rank, world_size=2,
+        cfg = stream_config(grabcut_shards[0], batch_size=4, seed=3, rank=rank, world_size=2,
                             crop_size=(64, 96), max_num_points=4)
         keys += [k for b in StreamLoader(cfg, num_workers=2) for k in b["keys"]]
-    assert len(keys) == 37 and len(set(keys)) == 37
+    assert len(keys) == 50 and len(set(keys)) == 50
 
 
-def test_same_batches_whatever_the_workers_and_timing(toy_shards):
-    cfg = stream_config(toy_shards, batch_size=4, seed=4, crop_size=(64, 96), max_num_points=4)
+@pytest.mark.realdata
+def test_same_batches_whatever_the_workers_and_timing(grabcut_shards):
+    cfg = stream_config(grabcut_shards[0], batch_size=4, seed=4, crop_size=(64, 96),
+                        max_num_points=4)
     a = _batches(StreamLoader(cfg, num_workers=0))
     b = _batches(StreamLoader(cfg, num_workers=2))
-    assert len(a) == len(b) == 10
+    assert len(a) == len(b) == 13
     for x, y in zip(a, b):
         _same(x, y)
-    other = _batches(StreamLoader(stream_config(toy_shards, batch_size=4, seed=5,
+    other = _batches(StreamLoader(stream_config(grabcut_shards[0], batch_size=4, seed=5,
                                                 crop_size=(64, 96), max_num_points=4)))
     assert [x["keys"] for x in other] != [x["keys"] for x in a]
 
 
-def test_resampled_epochs_have_a_fixed_size(toy_shards):
-    cfg = stream_config(toy_shards, batch_size=8, seed=6, resampled=True, samples_per_epoch=50,
-                        crop_size=(64, 96), max_num_points=4)
+@pytest.mark.realdata
+def test_resampled_epochs_have_a_fixed_size(grabcut_shards):
+    cfg = stream_config(grabcut_shards[0], batch_size=8, seed=6, resampled=True,
+                        samples_per_epoch=60, crop_size=(64, 96), max_num_points=4)
     for workers in (0, 2):
         loader = StreamLoader(cfg, num_workers=workers)
         sizes = [sum(len(b["keys"]) for b in loader) for _ in range(2)]
-        assert sizes == [50, 50]
-    e0, e1 = (_batches(StreamLoader(cfg)), None)
+        assert sizes == [60, 60]
+    e0 = _batches(StreamLoader(cfg))
     loader = StreamLoader(cfg)
     first = [k for b in loader for k in b["keys"]]
     second = [k for b in loader for k in b["keys"]]
     assert first == [k for b in e0 for k in b["keys"]] and first != second
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("workers", [0, 2])
-def test_resume_mid_epoch_gives_the_uninterrupted_batches(toy_shards, workers):
-    cfg = stream_config(toy_shards, batch_size=3, seed=7, crop_size=(64, 96), max_num_points=4)
+def test_resume_mid_epoch_gives_the_uninterrupted_batches(grabcut_shards, workers):
+    cfg = stream_config(grabcut_shards[0], batch_size=3, seed=7, crop_size=(64, 96),
+                        max_num_points=4)
     whole = _batches(StreamLoader(cfg, num_workers=workers))
     first = StreamLoader(cfg, num_workers=workers)
     _batches(first, 5)
@@ -168,9 +174,10 @@ def test_resume_mid_epoch_gives_the_uninterrupted_batches(toy_shards, workers):
         _same(x, y)
 
 
-def test_corrupt_shard_is_counted_or_raised(toy_shards, tmp_path):
+@pytest.mark.realdata
+def test_corrupt_shard_is_counted_or_raised(grabcut_shards, tmp_path):
     bad = tmp_path / "bad"
-    shutil.copytree(toy_shards, bad)
+    shutil.copytree(grabcut_shards[0], bad)
     shard = bad / "shard-000002.tar"
     shard.write_bytes(shard.read_bytes()[:5000])
     cfg = stream_config(bad, batch_size=4, seed=8, crop_size=(64, 96), max_num_points=4,
@@ -178,7 +185,7 @@ def test_corrupt_shard_is_counted_or_raised(toy_shards, tmp_path):
     loader = StreamLoader(cfg)
     with pytest.warns(UserWarning, match="shard-000002.tar"):
         keys = [k for b in loader for k in b["keys"]]
-    assert 37 - 5 <= len(keys) < 37 and len(set(keys)) == len(keys)
+    assert 50 - 7 <= len(keys) < 50 and len(set(keys)) == len(keys)
     assert [e[0] for e in loader.errors] == [str(shard)]
     strict = StreamLoader(stream_config(bad, batch_size=4, seed=8, crop_size=(64, 96),
                                         max_num_points=4, strict=True))
@@ -186,9 +193,10 @@ def test_corrupt_shard_is_counted_or_raised(toy_shards, tmp_path):
         _batches(strict)
 
 
-def test_corrupt_record_is_skipped_with_its_key(toy_shards, tmp_path):
+@pytest.mark.realdata
+def test_corrupt_record_is_skipped_with_its_key(grabcut_shards, tmp_path):
     bad = tmp_path / "bad"
-    shutil.copytree(toy_shards, bad)
+    shutil.copytree(grabcut_shards[0], bad)
     shard = bad / "shard-000000.tar"
     data = bytearray(shard.read_bytes())
     at = data.find(b'"schema":1')
@@ -199,9 +207,20 @@ def test_corrupt_record_is_skipped_with_its_key(toy_shards, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         keys = [k for b in loader for k in b["keys"]]
-    assert len(keys) == 36
+    assert len(keys) == 49
     (url, key, reason), = loader.errors
-    assert url == str(shard) and key.startswith("toy/") and "schema" in reason
+    stems = {f.stem for f in (grabcut_shards[1] / "data_GT").iterdir()}
+    assert url == str(shard) and key in stems and key not in keys and "schema" in reason
+
+
+def test_pipe_urls_stream_like_local_files(toy_shards):
+    shards = sorted(toy_shards.glob("shard-*.tar"))
+    knobs = dict(batch_size=8, seed=12, crop_size=(64, 96), max_num_points=4)
+    local = _batches(StreamLoader(stream_config(toy_shards, **knobs)))
+    piped = _batches(StreamLoader(stream_config([f"pipe:cat {s}" for s in shards], **knobs)))
+    assert len(local) == len(piped) == 5
+    for x, y in zip(local, piped):
+        _same(x, y)
 
 
 def test_ritm_preset_knobs(toy_shards):
