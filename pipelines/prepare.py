@@ -174,9 +174,10 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
     run = {"schema": schema.SCHEMA_VERSION, "format": fmt, "source": root,
            "options": {k: str(v) for k, v in sorted(options.items())}, "params": asdict(params),
            "shard_size": shard_size, "shard_count": shard_count}
-    parts = _prepare_out(out, run, resume, overwrite)
-
+    sources.check_options(src, options)
+    # Scan before touching the output folder: a bad source or option leaves nothing behind.
     inputs = list(_unique_keys(src.scan(None if root is None else Path(root), **options)))
+    parts = _prepare_out(out, run, resume, overwrite)
     done = {f"item:{r['key']}" for p in parts for r in p["records"]} | {
         r["input"] for p in parts for r in p["rejects"]}
     todo = [it for it in inputs if _input_id(it) not in done]

@@ -83,6 +83,7 @@ def test_workers_do_not_change_the_output(toy, tmp_path):
     (["prepare", "toy", "-o", "x", "--shard-size", "lots"], "not a size"),
     (["prepare", "toy", "-o", "x", "--format", "pdf"], "Invalid value"),
     (["prepare", "toy", "-o", "x", "-O", "nonsense"], "KEY=VALUE"),
+    (["prepare", "toy", "-o", "x", "-O", "bogus=1"], "has no option ['bogus']"),
     (["prepare", "toy", "-o", "x", "--resume", "--overwrite"], "exclude"),
     (["verify", "/no/such/dir"], "does not exist"),
 ])
@@ -90,6 +91,7 @@ def test_bad_flags_get_clear_messages(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, args)
     assert r.exit_code != 0 and message in r.output, r.output
+    assert not (tmp_path / "x").exists(), "a refused run leaves no output folder behind"
 
 
 def test_undetectable_folder_says_what_was_looked_for(tmp_path):
