@@ -196,7 +196,9 @@ def show(root, key, region, out):
 @click.option("-n", "--count", type=click.IntRange(min=1), default=48, show_default=True,
               help="Synthetic images to generate.")
 def demo(out, count):
-    """The main job on the built-in synthetic dataset: prepare, verify, preview."""
+    """The main job on the built-in synthetic dataset: prepare, verify, preview, and a NoC
+    evaluation of the classical predictor."""
+    from pipelines.evaluate import evaluate, format_table
     from pipelines.prepare import prepare as run_prepare
     from pipelines.preview import show as run_show
     from pipelines.verify import verify as run_verify
@@ -209,5 +211,9 @@ def demo(out, count):
     click.echo(f"verified: {report.records} records, {len(report.faults)} faults")
     preview = run_show(shards, out / "preview.png")
     click.echo(f"preview picture: {preview}")
+    ev = evaluate([shards], out / "eval", predictor="grabcut", limit=8, workers=1)
+    click.echo(format_table([ev.summary]))
+    click.echo(f"evaluation (first 8 records): {out / 'eval'} (summary.json, samples.parquet, "
+               "miou.png)")
     if not report.ok:
         sys.exit(1)

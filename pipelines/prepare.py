@@ -27,6 +27,7 @@ from iis_pipe.shards.writer import PARTS_DIR, PartWriter, finished_parts
 from pipelines.executors import make_executor, ordered_map
 
 RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
+SMALL_RUN = 100  # inputs below which the default is to work in this process
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
         r["input"] for p in parts for r in p["rejects"]}
     todo = [it for it in inputs if _input_id(it) not in done]
 
+    if workers is None and executor is None and len(todo) < SMALL_RUN:
+        workers = 1  # starting worker processes would cost more than they save
     writer = PartWriter(out, first_part=len(parts), max_bytes=shard_size, max_count=shard_count)
     timings: Counter = Counter()
     t_start = time.perf_counter()
