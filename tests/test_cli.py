@@ -105,3 +105,19 @@ def test_not_empty_output_needs_resume_or_overwrite(toy):
     out, _ = toy
     r = CliRunner().invoke(main, ["prepare", "toy", "-o", str(out), "-O", "count=12", "-q"])
     assert r.exit_code == 1 and "--resume" in r.output
+
+
+def test_any_executor_plugs_in(toy, tmp_path):
+    """The seam for cluster executors (e.g. a dask.distributed client's get_executor())."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.prepare import prepare
+
+    out, _ = toy
+    with ThreadPoolExecutor(2) as ex:
+        res = prepare("toy", tmp_path / "ex", source_options={"count": 12}, shard_count=5,
+                      executor=ex, progress=False)
+    assert res.records == 12
+    a = pq.read_table(out / "index.parquet").to_pylist()
+    b = pq.read_table(tmp_path / "ex" / "index.parquet").to_pylist()
+    assert a == b
