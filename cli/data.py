@@ -138,7 +138,7 @@ def inspect(root, as_json):
     click.echo(f"{info['root']} ({info['format']}, schema {info['schema']}): {info['records']} "
                f"records, {info['regions']} regions in {info['shards']} shards; "
                f"{c['rejects']} of {c['inputs']} inputs rejected")
-    click.echo(f"bytes: " + "  ".join(f"{k} {v:,}" for k, v in b.items()))
+    click.echo("bytes: " + "  ".join(f"{k} {v:,}" for k, v in b.items()))
     sz = info["image_sizes"]
     click.echo(f"image sizes: {sz['distinct']} distinct, from {sz['min']} to {sz['max']} (H, W)")
     click.echo("region area (pixels):")

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from iis_pipe.errors import BadInput
-from iis_pipe.stream.augment import AugmentConfig, apply, plan
+from iis_pipe.stream.augment import apply, plan
 from pipelines.prepare import prepare
 from pipelines.stream import ShardStream, StreamLoader, ritm_cocolvis_hrnet18, stream_config
 
