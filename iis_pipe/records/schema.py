@@ -18,10 +18,10 @@ Array members are zstd-compressed ``.npy`` files (see ``arrays``).
 
 ``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
 ``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``dt``
-(``{"step", "clip"}``), ``regions`` (per region: ``id``, ``layer``, ``label``, ``instance``,
-``component``, ``area``, ``bbox`` ``[x, y, w, h]``, ``dt_window`` ``[y0, x0, h, w]``,
-``dt_span`` ``[offset, length]`` of its frame in ``dt.npy.zst`` and the source's instance metadata such as ``label``) and ``dropped``
-(parts removed by ``min_area``).
+(``{"step", "clip"}``), ``regions`` (per region: ``id``, ``layer``, ``label_id`` (its label in
+that layer), ``instance``, ``component``, ``area``, ``bbox`` ``[x, y, w, h]``, ``dt_window``
+``[y0, x0, h, w]``, ``dt_span`` ``[offset, length]`` of its frame in ``dt.npy.zst``, and the
+source's instance metadata such as ``label``) and ``dropped`` (parts removed by ``min_area``).
 """
 
 from __future__ import annotations

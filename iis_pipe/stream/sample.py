@@ -100,6 +100,63 @@ def _place_crop(shape, scaled, flip, box, crop, rng: np.random.Generator) -> tup
     return pick(ys, crop[0], top[0]), pick(xs, crop[1], top[1])
 
 
+def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> list[int]:
+    """Target region ids: none for a background sample, else RITM's single-or-merged rule among
+    regions large enough (after the resize), falling back to the largest region."""
+    if tcfg.background_prob > 0 and rng.random() < tcfg.background_prob:
+        return []
+    chosen = choose_regions(rng, areas, tcfg.merge_prob, tcfg.max_merged, tcfg.min_object_area)
+    return chosen or [int(np.argmax(areas))]
+
+
+def _fit_crop(layers: np.ndarray, regions: list[dict], chosen: list[int], shape, scaled, flip,
+              cfg: SampleConfig, reduce: int, rng: np.random.Generator):
+    """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
+    pixels; else the best try): ``(plan, warped label layers, target masks (M, Hc, Wc))``."""
+    crop, h = cfg.augment.crop_size, shape[0]
+    if chosen:
+        b = np.array([regions[i]["bbox"] for i in chosen], float)
+        box = (b[:, 0].min(), b[:, 1].min(), (b[:, 0] + b[:, 2]).max() - 1,
+               (b[:, 1] + b[:, 3]).max() - 1)
+    best = None
+    for _ in range(max(cfg.target.crop_tries, 1)):
+        if chosen:
+            origin = _place_crop(shape, scaled, flip, box, crop, rng)
+        else:
+            ymax, xmax = aug.origin_range(scaled, crop)
+            origin = (int(rng.integers(ymax + 1)), int(rng.integers(xmax + 1)))
+        p = aug.plan(shape, scaled, flip, crop, origin, align=reduce)
+        warped = [aug.apply(layers[j:j + h], p, linear=False)
+                  for j in range(0, layers.shape[0], h)]
+        masks = np.stack([warped[regions[i]["layer"]] == regions[i]["label_id"]
+                          for i in chosen]) if chosen else np.zeros((0, *crop), bool)
+        visible = int(np.count_nonzero(masks.any(0))) if chosen else 0
+        if best is None or visible > best[0]:
+            best = (visible, p, warped, masks)
+        if not chosen or visible >= max(cfg.target.min_object_area, 1):
+            break
+    return best[1:]
+
+
+def _distances(members: dict[str, bytes], meta: dict, chosen: list[int], masks: np.ndarray,
+               p: aug.Plan) -> tuple[np.ndarray, np.ndarray]:
+    """The targets' stored distances in the crop, rescaled with the image: ``(inside,
+    outside)``, each ``(M, Hc, Wc) float32`` pixels."""
+    coding = schema.coding_of(meta)
+    dist_scale = np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
+    inside = np.empty(masks.shape, np.float32)
+    outside = np.empty_like(inside)
+    for n, i in enumerate(chosen):
+        r = meta["regions"][i]
+        window = schema.decode_dt_window(members, r)  # only the chosen regions' maps
+        d = aug.apply(window, p, linear=True, fill=coding.clip,
+                      offset=r["dt_window"][:2]).astype(np.float32)
+        d *= dist_scale
+        np.multiply(d, masks[n], out=inside[n])
+        np.subtract(d, inside[n], out=outside[n])  # exact: inside is d or 0
+    return inside, outside
+
+
 def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Generator,
                 times: dict[str, float] | None = None) -> dict[str, Any]:
     """A training sample: ``image (Hc, Wc, 3) uint8``, ``target (Hc, Wc) float32`` (1 target,
@@ -109,59 +166,21 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     timer = Timer(times)
     meta = schema.decode_meta(members)
     shape = (meta["height"], meta["width"])
-    acfg, tcfg = cfg.augment, cfg.target
-    crop = acfg.crop_size
-    scaled, flip = aug.draw_scale_flip(shape, acfg, rng)
-    sy, sx = scaled[0] / shape[0], scaled[1] / shape[1]
-    regions_meta = meta["regions"]
-    areas = np.array([r["area"] * sy * sx for r in regions_meta])
-    background = tcfg.background_prob > 0 and rng.random() < tcfg.background_prob
-    if background:
-        chosen: list[int] = []
-    else:
-        chosen = choose_regions(rng, areas, tcfg.merge_prob, tcfg.max_merged,
-                                tcfg.min_object_area)
-        if not chosen:  # nothing big enough: the largest region rather than an empty target
-            chosen = [int(np.argmax(areas))]
+    crop = cfg.augment.crop_size
+    scaled, flip = aug.draw_scale_flip(shape, cfg.augment, rng)
+    regions = meta["regions"]
+    growth = scaled[0] * scaled[1] / (shape[0] * shape[1])
+    chosen = _choose(np.array([r["area"] for r in regions]) * growth, cfg.target, rng)
     timer.lap("region")
 
     layers = arrays.decode_array(members[schema.REGIONS])
     ignore_full = arrays.decode_array(members[schema.IGNORE])
-    timer.lap("decode")
-
     image_bytes = members.get("jpg")
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
-
-    def place() -> aug.Plan:
-        if chosen:
-            b = np.array([regions_meta[i]["bbox"] for i in chosen], float)
-            box = (b[:, 0].min(), b[:, 1].min(), (b[:, 0] + b[:, 2]).max() - 1,
-                   (b[:, 1] + b[:, 3]).max() - 1)
-            origin = _place_crop(shape, scaled, flip, box, crop, rng)
-        else:
-            ymax, xmax = aug.origin_range(scaled, crop)
-            origin = (int(rng.integers(ymax + 1)), int(rng.integers(xmax + 1)))
-        return aug.plan(shape, scaled, flip, crop, origin, align=reduce)
-
-    h = shape[0]
-    n_layers = layers.shape[0] // h
-    best = None
-    for _ in range(max(tcfg.crop_tries, 1)):
-        p = place()
-        warped = [aug.apply(layers[j * h:(j + 1) * h], p, linear=False) for j in range(n_layers)]
-        target_mask = np.zeros(crop, bool)
-        for i in chosen:
-            r = regions_meta[i]
-            target_mask |= warped[r["layer"]] == r["label_id"]
-        visible = int(np.count_nonzero(target_mask))
-        if best is None or visible > best[2]:
-            best = (p, warped, visible, target_mask)
-        if not chosen or visible >= max(tcfg.min_object_area, 1):
-            break
-    p, warped, visible, target_mask = best
-    masks = [warped[regions_meta[i]["layer"]] == regions_meta[i]["label_id"] for i in chosen]
-    # the image's other objects: labelled in some layer and not part of the target
-    other = np.zeros(crop, bool)
+    timer.lap("decode")
+    p, warped, masks = _fit_crop(layers, regions, chosen, shape, scaled, flip, cfg, reduce, rng)
+    target_mask = masks.any(0) if chosen else np.zeros(crop, bool)
+    other = np.zeros(crop, bool)  # the image's other objects: labelled, not the target
     for lay in warped:
         other |= lay > 0
     other &= ~target_mask
@@ -175,35 +194,20 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     else:
         img = decode_image(members["png"], "png")
     timer.lap("decode")
-    image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce), acfg, rng)
+    image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce), cfg.augment, rng)
+    pad_ignore = cfg.target.pad_ignore
     if ignore_full.any():
         ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
-                           fill=int(tcfg.pad_ignore)).view(bool)
+                           fill=int(pad_ignore)).view(bool)
     else:  # the common case: only padding can be ignored
-        ignore = aug.padding_mask(p) if tcfg.pad_ignore else np.zeros(crop, bool)
-
-    inside = outside = None
+        ignore = aug.padding_mask(p) if pad_ignore else np.zeros(crop, bool)
     if chosen:
+        inside, outside = _distances(members, meta, chosen, masks, p)
         timer.lap("augment")
-        windows = [schema.decode_dt_window(members, regions_meta[i]) for i in chosen]
-        timer.lap("decode")  # only the chosen regions' maps
-        coding = schema.coding_of(meta)
-        dist_scale = np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
-        inside = np.empty((len(chosen), *crop), np.float32)
-        outside = np.empty_like(inside)
-        for n, (i, window) in enumerate(zip(chosen, windows)):
-            q = aug.apply(window, p, linear=True, fill=coding.clip,
-                          offset=regions_meta[i]["dt_window"][:2])
-            d = q.astype(np.float32)
-            d *= dist_scale
-            np.multiply(d, masks[n], out=inside[n])
-            np.subtract(d, inside[n], out=outside[n])  # exact: inside is d or 0
-    timer.lap("augment")
-
-    if chosen:
-        clicks = sample_clicks(np.stack(masks), cfg.sampler, rng, other=other, ignore=ignore,
+        clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore,
                                inside=inside, outside=outside)
     else:
+        timer.lap("augment")
         clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
     timer.lap("clicks")
 
