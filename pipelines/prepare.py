@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,7 +191,7 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
     t_start = time.perf_counter()
     bar = tqdm(total=len(todo), disable=not progress, unit="img", desc=f"prepare {fmt}")
     try:
-        with (make_executor(workers) if executor is None else _given(executor)) as ex:
+        with (make_executor(workers) if executor is None else nullcontext(executor)) as ex:
             tasks = ((it, fmt, params) for it in todo)
             for res in ordered_map(_task, tasks, ex):
                 if "reason" in res:
@@ -211,19 +212,6 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
         bar.close()
     seconds = time.perf_counter() - t_start
     return finish(out, run, len(inputs), len(todo), seconds, dict(timings))
-
-
-class _given:
-    """Context manager that lends a caller's executor without shutting it down."""
-
-    def __init__(self, executor):
-        self.executor = executor
-
-    def __enter__(self):
-        return self.executor
-
-    def __exit__(self, *exc):
-        return False
 
 
 def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, seconds: float,
