@@ -16,6 +16,11 @@ from PIL import Image
 
 from iis_pipe.errors import BadInput
 
+try:
+    from iis_pipe import _jpegwindow
+except ImportError:  # optional C extension (needs libjpeg-turbo headers at install)
+    _jpegwindow = None
+
 JPEG_MAGIC = b"\xff\xd8"
 
 
@@ -84,6 +89,38 @@ def decode_image(data: bytes, ext: str) -> np.ndarray:
     if img is None:
         raise ValueError("undecodable PNG image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def decode_jpeg_window(data: bytes, window: tuple[int, int, int, int], reduce: int = 1,
+                       fast: bool = True) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode the part of a JPEG that holds ``window`` ``(y0, y1, x0, x1)`` (original pixels,
+    exclusive ends) at DCT scale ``1/reduce`` (1, 2, 4, 8).
+
+    Returns ``(pixels, origin)``: ``(h, w, 3) uint8`` RGB covering at least the window (clipped
+    to the image), and the original ``(y, x)`` of its first pixel (multiples of ``reduce``).
+    The window's pixels equal a whole-image decode's; a few around it may not.
+    Rows below the window are never decoded, rows above only entropy-decoded; without the
+    ``_jpegwindow`` extension (or for a JPEG it cannot read) the whole image is decoded.
+    ``fast``: fast integer IDCT and plain chroma upsampling.
+    """
+    if _jpegwindow is not None:
+        y0, y1, x0, x1 = window
+        # 2 pixels of margin: smooth chroma upsampling differs at the cut edges
+        m = 2
+        try:
+            px, top, left, h, w = _jpegwindow.decode_window(
+                data, y0 // reduce - m, -(-y1 // reduce) + m, x0 // reduce - m,
+                -(-x1 // reduce) + m, reduce, fast)
+        except ValueError:
+            pass  # e.g. CMYK: the whole-image decoder says what is wrong, or copes
+        else:
+            return np.frombuffer(px, np.uint8).reshape(h, w, 3), (top * reduce, left * reduce)
+    h, w = simplejpeg.decode_jpeg_header(data)[:2]
+    # min sizes pick the DCT scale 1/reduce
+    img = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=False, fastdct=fast,
+                                 fastupsample=fast, min_height=-(-h // reduce),
+                                 min_width=-(-w // reduce))
+    return img, (0, 0)
 
 
 def read_label_image(path: str | Path) -> np.ndarray:

@@ -118,6 +118,20 @@ def test_image_is_the_original_pixels_at_scale_one(grabcut_shards):
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("fast", [True, False])
+def test_window_decoding_changes_no_pixel(grabcut_shards, monkeypatch, fast):
+    from iis_pipe import images
+
+    if images._jpegwindow is None:
+        pytest.skip("_jpegwindow extension not built")
+    cfg = stream_config(grabcut_shards[0], batch_size=8, seed=4, fast_decode=fast)
+    windowed = _batches(StreamLoader(cfg), 3)
+    monkeypatch.setattr(images, "_jpegwindow", None)  # whole-image decoding
+    for a, b in zip(windowed, _batches(StreamLoader(cfg), 3), strict=True):
+        _same(a, b)
+
+
+@pytest.mark.realdata
 def test_exactly_once_with_two_ranks_and_two_workers(grabcut_shards):
     keys = []
     for rank in (0, 1):

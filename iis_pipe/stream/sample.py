@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import simplejpeg
 
 from iis_pipe.clicking.encode import encode_clicks
 from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
-from iis_pipe.images import decode_image
+from iis_pipe.images import decode_image, decode_jpeg_window
 from iis_pipe.records import arrays, schema
 from iis_pipe.regions.select import choose_regions
 from iis_pipe.stream import augment as aug
@@ -186,15 +185,13 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     other &= ~target_mask
     timer.lap("augment")
 
-    if image_bytes is not None:  # min sizes pick the DCT scale 1/reduce
-        img = simplejpeg.decode_jpeg(image_bytes, colorspace="RGB", strict=False,
-                                     fastdct=cfg.fast_decode, fastupsample=cfg.fast_decode,
-                                     min_height=-(-shape[0] // reduce),
-                                     min_width=-(-shape[1] // reduce))
+    if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
+        img, origin = decode_jpeg_window(image_bytes, p.window, reduce, cfg.fast_decode)
     else:
-        img = decode_image(members["png"], "png")
+        img, origin = decode_image(members["png"], "png"), (0, 0)
     timer.lap("decode")
-    image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce), cfg.augment, rng)
+    image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce, offset=origin),
+                            cfg.augment, rng)
     pad_ignore = cfg.target.pad_ignore
     if ignore_full.any():
         ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
