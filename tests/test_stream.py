@@ -62,6 +62,31 @@ def test_plan_matches_an_independent_crop():
 
 
 @pytest.mark.realdata
+def test_photometric_equals_the_saturating_opencv_passes(grabcut_dir):
+    import cv2
+
+    from iis_pipe.images import decode_image, read_image_file
+    from iis_pipe.stream.augment import AugmentConfig, photometric
+
+    cfg = AugmentConfig(brightness_contrast_prob=1.0, rgb_shift_prob=1.0)
+    wide = AugmentConfig(brightness_contrast_prob=1.0, rgb_shift_prob=1.0, rgb_shift_limit=60,
+                         brightness_limit=(-0.6, 0.6), contrast_limit=(-0.5, 1.0))
+    paths = sorted((grabcut_dir / "data_GT").glob("*.jpg"))[:12]
+    for n, path in enumerate(paths):
+        img = decode_image(*read_image_file(path)[:2])
+        for c in (cfg, wide):
+            got = photometric(img, c, np.random.default_rng(n))
+            rng = np.random.default_rng(n)  # the same draws, the two plain OpenCV passes
+            rng.random()
+            alpha, beta = 1.0 + rng.uniform(*c.contrast_limit), rng.uniform(*c.brightness_limit)
+            want = cv2.addWeighted(img, alpha, img, 0.0, beta * 255.0)
+            rng.random()
+            shift = rng.uniform(-c.rgb_shift_limit, c.rgb_shift_limit, size=3)
+            want = cv2.add(want, (*shift.tolist(), 0.0))
+            assert np.array_equal(got, want)
+
+
+@pytest.mark.realdata
 def test_geometry_clicks_and_masks(grabcut_shards):
     out, root = grabcut_shards
     cfg = stream_config(out, batch_size=10, seed=1, max_num_points=6, **NO_PHOTO)

@@ -139,12 +139,15 @@ def padding_mask(p: Plan) -> np.ndarray:
 
 def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Brightness/contrast then RGB shift (albumentations' formulas and RITM's limits) on
-    ``(H, W, 3) uint8``, each a saturating OpenCV pass."""
+    ``(H, W, 3) uint8``, each a saturating pass: ``alpha * x + beta``, then ``x + shift[c]``.
+
+    Both passes are ``cv2.transform`` with a 3x4 matrix: the same pixels as ``addWeighted``
+    and ``add`` with a scalar (tested), at a half to a third of their time here."""
     if rng.random() < cfg.brightness_contrast_prob:
         alpha = 1.0 + rng.uniform(*cfg.contrast_limit)
         beta = rng.uniform(*cfg.brightness_limit) * 255.0
-        image = cv2.addWeighted(image, alpha, image, 0.0, beta)
+        image = cv2.transform(image, np.hstack([np.eye(3) * alpha, np.full((3, 1), beta)]))
     if rng.random() < cfg.rgb_shift_prob:
         shift = rng.uniform(-cfg.rgb_shift_limit, cfg.rgb_shift_limit, size=3)
-        image = cv2.add(image, (*shift.tolist(), 0.0))
+        image = cv2.transform(image, np.hstack([np.eye(3), shift[:, None]]))
     return image
