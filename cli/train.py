@@ -33,13 +33,14 @@ from cli.main import main
               help="Stream DataLoader workers (0: in this process).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--no-amp", is_flag=True, help="No bf16 autocast on GPU.")
+@click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default="auto",
+              show_default=True, help="bf16 autocast: auto (on GPU), bf16 (any device), off.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (model, optimizer, "
               "stream position).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(shards, out, model, init_checkpoint, recipe, knobs, steps, lr, backbone_lr_mult,
-          max_next_clicks, bce_weight, workers, checkpoint_every, device, no_amp, seed, resume,
+          max_next_clicks, bce_weight, workers, checkpoint_every, device, amp, seed, resume,
           quiet):
     """Train an IIS model on SHARDS with iterative click simulation (torchrun for DDP)."""
     from iis_pipe.models import CheckpointError
@@ -51,7 +52,7 @@ def train(shards, out, model, init_checkpoint, recipe, knobs, steps, lr, backbon
                       steps=steps, lr=lr, backbone_lr_mult=backbone_lr_mult,
                       max_num_next_clicks=max_next_clicks, bce_weight=bce_weight,
                       workers=workers, checkpoint_every=checkpoint_every, device=device,
-                      amp=not no_amp, seed=seed)
+                      amp=amp, seed=seed)
     try:
         res = run(cfg, resume=resume, progress=not quiet)
     except (FileNotFoundError, KeyError, TypeError, ValueError, CheckpointError) as e:

@@ -54,11 +54,21 @@ class TrainConfig:
     bce_weight: float = 0.0              # auxiliary BCE on the same logits
     maps_mode: str = "disk"
     maps_radius: float = 5.0
-    amp: bool = True                     # bf16 autocast, on CUDA only
+    amp: str = "auto"                    # bf16 autocast: "auto" (on CUDA), "bf16" (any
+                                         # device, CPU included), "off"
     device: str = "auto"
     workers: int = 2
     checkpoint_every: int = 500
     seed: int = 0
+
+
+def _autocast(amp: str | bool, device: torch.device) -> bool:
+    """Whether forward passes run under bf16 autocast (``True``/``False``: "auto"/"off", the
+    values of checkpoints written before the setting had three)."""
+    amp = {True: "auto", False: "off"}.get(amp, amp)
+    if amp not in ("auto", "bf16", "off"):
+        raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {amp!r}")
+    return amp == "bf16" or (amp == "auto" and device.type == "cuda")
 
 
 def _stream(cfg: TrainConfig):
@@ -126,7 +136,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         loader.load_state_dict(ckpt["stream"])
         step = int(ckpt["step"])
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    amp = cfg.amp and device.type == "cuda"
+    amp = _autocast(cfg.amp, device)
 
     def maps(clicks, shape):
         if clicks.device.type == "cpu":  # numba touches only the pixels near clicks

@@ -60,6 +60,19 @@ def test_registered_model_gives_logits_at_input_size(built, name):
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", models.available())
+def test_bf16_autocast_forward_and_backward(name):
+    # what AMP training on a GPU runs, on CPU: in-place fusion must follow the autocast dtype
+    torch.manual_seed(0)
+    model = models.create(name).train()
+    with torch.autocast("cpu", torch.bfloat16):
+        out = model(*inputs())
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    out.float().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
 def test_any_timm_backbone_by_prefix():
     model = models.create("timm:resnet18", fusion="conv1s").eval()
     with torch.no_grad():

@@ -101,6 +101,19 @@ def test_resume_restores_model_optimizer_and_stream(toy, tmp_path):
     assert all(r["data_s"] >= 0 and r["compute_s"] > 0 for r in log)
 
 
+def test_bf16_autocast_trains_on_cpu(toy, tmp_path):
+    # the GPU's mixed-precision path (no-grad click rounds and the gradient step under bf16
+    # autocast, float losses) run on CPU: same steps, close but not identical losses
+    kw = dict(steps=4, max_num_next_clicks=2)
+    full = train(_cfg(toy, tmp_path / "f32", amp="off", **kw), progress=False)
+    half = train(_cfg(toy, tmp_path / "bf16", amp="bf16", **kw), progress=False)
+    a, b = np.array(full["losses"]), np.array(half["losses"])
+    assert np.isfinite(b).all() and not np.array_equal(a, b), "autocast was not applied"
+    assert np.allclose(a, b, rtol=0.1), (a, b)
+    with pytest.raises(ValueError, match="amp must be"):
+        train(_cfg(toy, tmp_path / "x", amp="fp8"), progress=False)
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu(toy, tmp_path):
     out = tmp_path / "ddp"

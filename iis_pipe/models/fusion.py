@@ -74,6 +74,8 @@ class Conv1S(nn.Module):
         """``stem_out + scale * project(hidden)``, computed in place in ``stem_out`` (a conv output,
         which the conv's backward does not need)."""
         b, c = stem_out.shape[:2]
-        weight = (self.project.weight.view(c, -1) * self.scale).expand(b, -1, -1)
+        # in-place ops escape autocast: match the stem output's dtype (bf16 under AMP) by hand
+        weight = (self.project.weight.view(c, -1) * self.scale).to(stem_out.dtype)
+        weight = weight.expand(b, -1, -1)
         acc = stem_out.flatten(2)  # a view when contiguous; a copy (still correct) otherwise
         return acc.baddbmm_(weight, hidden.flatten(2)).view(stem_out.shape)
