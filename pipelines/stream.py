@@ -46,6 +46,7 @@ class StreamConfig:
     even_ranks: bool = False         # finite: every rank gets floor(N / world) samples (DDP)
     strict: bool = False             # raise on a corrupt shard or sample instead of counting it
     image_dtype: str = "float32"     # or "uint8" (convert on the device)
+    target_dtype: str = "float32"    # or "int8" (1, 0, -1: convert on the device)
     rank: int | None = None          # default: torch.distributed, else RANK / WORLD_SIZE, else 0
     world_size: int | None = None
     sample: SampleConfig = field(default_factory=SampleConfig)
@@ -57,6 +58,8 @@ class StreamConfig:
             raise ValueError("resampled streams need samples_per_epoch >= 1")
         if self.image_dtype not in ("float32", "uint8"):
             raise ValueError(f"image_dtype must be float32 or uint8, not {self.image_dtype!r}")
+        if self.target_dtype not in ("float32", "int8"):
+            raise ValueError(f"target_dtype must be float32 or int8, not {self.target_dtype!r}")
 
 
 _NESTED = {"augment": AugmentConfig, "target": TargetConfig, "sampler": SamplerConfig,
@@ -95,12 +98,13 @@ def ritm_cocolvis_hrnet18(shards, **overrides) -> StreamConfig:
     (-0.25..0.25, -0.15..0.4, p 0.75), RGB shift 10 (p 0.75), 24 points per side with gamma 0.8,
     merges of up to 2 objects with p 0.15, objects of at least 1000 px, 5% background samples,
     padding counted as background,
-    batch 28, 30000 samples per epoch drawn with replacement. Images come as uint8: move them
-    to the device first, then convert (a quarter of the bytes to copy)."""
+    batch 28, 30000 samples per epoch drawn with replacement. Images come as uint8 and targets
+    as int8: move them to the device first, then convert (a quarter of the bytes to copy, and
+    to pass from DataLoader workers through shared memory)."""
     knobs = dict(batch_size=28, resampled=True, samples_per_epoch=30000, crop_size=(320, 480),
                  scale_range=(0.75, 1.40), max_num_points=24, prob_gamma=0.80,
                  merge_prob=0.15, max_merged=2, min_object_area=1000, background_prob=0.05,
-                 pad_ignore=False, image_dtype="uint8")
+                 pad_ignore=False, image_dtype="uint8", target_dtype="int8")
     knobs.update(overrides)
     return stream_config(shards, **knobs)
 
@@ -203,7 +207,7 @@ class ShardStream(IterableDataset):
 
     def _batch(self, k: int, samples, errors) -> dict[str, Any]:
         t = Timer(self.times)
-        batch = collate(samples, self.cfg.image_dtype) if samples else {"keys": []}
+        batch = collate(samples, self.cfg.image_dtype, self.cfg.target_dtype) if samples else {"keys": []}
         t.lap("collate")
         batch.update(epoch=self.epoch, batch=k, errors=errors)
         return batch

@@ -160,7 +160,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             t1 = time.perf_counter()
             image = batch["image"].to(device, non_blocking=True).float().div_(255.0) \
                 if batch["image"].dtype == torch.uint8 else batch["image"].to(device)
-            target = batch["target"].to(device)
+            target = batch["target"].to(device).float()  # int8 from the RITM preset
             clicks = batch["clicks"].to(device)
             shape = tuple(image.shape[-2:])
             prev = torch.zeros_like(target)

@@ -269,11 +269,21 @@ def test_ritm_preset_knobs(toy_shards):
     assert (s.target.merge_prob, s.target.min_object_area, s.sampler.max_num_points) == \
         (0.15, 1000, 24)
     assert cfg.resampled and cfg.samples_per_epoch == 30000 and cfg.batch_size == 2
-    b = next(iter(StreamLoader(cfg)))
+    b = next(iter(StreamLoader(cfg, num_workers=1)))  # through a worker's shared memory
     assert b["image"].dtype == torch.uint8 and b["image"].shape == (2, 3, 320, 480)
-    assert b["clicks"].shape == (2, 48, 3) and b["target"].shape == (2, 1, 320, 480)
+    assert b["target"].dtype == torch.int8 and b["target"].shape == (2, 1, 320, 480)
+    assert b["clicks"].shape == (2, 48, 3)
+    # the compact dtypes carry the same batch as the float ones
+    f = next(iter(StreamLoader(ritm_cocolvis_hrnet18(toy_shards, batch_size=2,
+                                                     image_dtype="float32",
+                                                     target_dtype="float32"))))
+    assert f["target"].dtype == torch.float32 and torch.equal(f["target"], b["target"].float())
+    assert torch.equal((f["image"] * 255).round().to(torch.uint8), b["image"])
+    assert set(torch.unique(f["target"]).tolist()) <= {-1.0, 0.0, 1.0}
     with pytest.raises(TypeError, match="nonsense"):
         stream_config(toy_shards, nonsense=1)
+    with pytest.raises(ValueError, match="target_dtype"):
+        stream_config(toy_shards, target_dtype="float16")
 
 
 def test_background_probability_asks_for_empty_targets(toy_shards):

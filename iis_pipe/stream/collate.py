@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import get_worker_info
 
 from iis_pipe.clicking.format import stack_clicks
 
 
-def collate(samples: list[dict[str, Any]], image_dtype: str = "float32") -> dict[str, Any]:
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised CPU tensor. In a DataLoader worker its storage is shared memory from
+    the start, as ``default_collate`` makes it: sending the batch to the main process then
+    copies nothing (otherwise every batch is copied once more into shared memory)."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
+    stride = [math.prod(shape[i + 1:]) for i in range(len(shape))]
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape, stride)
+
+
+def collate(samples: list[dict[str, Any]], image_dtype: str = "float32",
+            target_dtype: str = "float32") -> dict[str, Any]:
     """``image (B, 3, H, W)`` float32 in [0, 1] (or uint8; channels-last strides),
-    ``target (B, 1, H, W)`` float32
-    with -1 on ignore, ``clicks (B, 2N, 3) int32``, ``maps (B, 2, H, W)`` when present,
-    ``transform (B, 2, 3)`` (original -> crop pixel centres), ``keys`` and ``regions``."""
-    images = np.stack([s["image"] for s in samples])
-    if image_dtype == "float32":  # numpy: one predictable pass, no intra-op thread start-up
-        images = np.multiply(images, np.float32(1 / 255), dtype=np.float32)
+    ``target (B, 1, H, W)`` float32 (or int8) with -1 on ignore, ``clicks (B, 2N, 3) int32``,
+    ``maps (B, 2, H, W)`` when present, ``transform (B, 2, 3)`` (original -> crop pixel
+    centres), ``keys`` and ``regions``."""
+    b, (h, w, c) = len(samples), samples[0]["image"].shape
     # channels-last memory behind a (B, 3, H, W) view: no transposing copy, and convolutions
     # take this layout natively
-    image = torch.from_numpy(images).permute(0, 3, 1, 2)
+    images = _empty((b, h, w, c), torch.float32 if image_dtype == "float32" else torch.uint8)
+    if image_dtype == "float32":  # numpy: one predictable pass, no intra-op thread start-up
+        np.multiply(np.stack([s["image"] for s in samples]), np.float32(1 / 255),
+                    out=images.numpy())
+    else:
+        np.stack([s["image"] for s in samples], out=images.numpy())
+    target = _empty((b, 1, h, w), torch.float32 if target_dtype == "float32" else torch.int8)
+    # int8 per sample: stacked (and made float when asked) in one pass over the batch
+    np.stack([s["target"] for s in samples], out=target.numpy()[:, 0])
     batch = {
-        "image": image,
-        # int8 per sample, float once per batch: a quarter of the bytes to stack
-        "target": torch.from_numpy(np.stack([s["target"] for s in samples])[:, None]
-                                   .astype(np.float32)),
+        "image": images.permute(0, 3, 1, 2),
+        "target": target,
         "clicks": torch.from_numpy(stack_clicks([s["clicks"] for s in samples])),
         "transform": torch.from_numpy(np.stack([s["transform"] for s in samples])),
         "keys": [s["key"] for s in samples],
