@@ -233,6 +233,36 @@ def test_corrupt_shard_is_counted_or_raised(grabcut_shards, tmp_path):
 
 
 @pytest.mark.realdata
+def test_shard_scan_is_remembered_until_the_file_changes(grabcut_shards, tmp_path, monkeypatch):
+    import os
+
+    from iis_pipe.stream import reader
+
+    shard = tmp_path / "shard.tar"
+    shutil.copy(sorted(grabcut_shards[0].glob("*.tar"))[0], shard)
+    first = list(reader.scan_local(str(shard)))
+    assert len(first) > 1
+
+    def no_parse(path):
+        raise AssertionError("headers parsed again")
+
+    monkeypatch.setattr(reader, "_scan_tar", no_parse)
+    assert list(reader.scan_local(str(shard))) == first  # remembered
+    monkeypatch.undo()
+    data = shard.read_bytes()
+    shard.write_bytes(data[:5000])  # cut: size and time change, so it is scanned anew
+    got = []
+    with pytest.raises(BadInput, match="truncated or corrupt"):
+        got.extend(reader.scan_local(str(shard)))
+    assert len(got) < len(first)
+    with pytest.raises(BadInput, match="truncated or corrupt"):  # the fault, remembered too
+        list(reader.scan_local(str(shard)))
+    shard.write_bytes(data)
+    os.utime(shard, ns=(0, 0))  # restored bytes, another time: a fresh, whole scan
+    assert list(reader.scan_local(str(shard))) == first
+
+
+@pytest.mark.realdata
 def test_corrupt_record_is_skipped_with_its_key(grabcut_shards, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(grabcut_shards[0], bad)
