@@ -1,6 +1,6 @@
 """Training loader throughput on DAVIS shards with RITM's recipe, against decoding alone.
 
-    python benchmarks/bench_loader.py [--batches 20]     (IIS_DATA: folder holding DAVIS/)
+    python benchmarks/bench_loader.py [--batches 40]     (IIS_DATA: folder holding DAVIS/)
 
 One core: loader samples/s (in-process, every stage) and whole-image decode-only images/s of
 the same JPEGs (simplejpeg), measured in turns (a loader batch, then as many decodes). Then 1 vs
@@ -56,7 +56,7 @@ def interleaved(cfg, jpegs: list[bytes], batches: int) -> tuple[LoaderResult, fl
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", type=int, default=20, help="timed batches of 28 per run")
+    ap.add_argument("--batches", type=int, default=40, help="timed batches of 28 per run")
     args = ap.parse_args()
     torch.set_num_threads(1)
     davis = _single_core.data_root() / "DAVIS"
