@@ -11,9 +11,9 @@ only ever adds time, so the minimum is the closest to the undisturbed cost); tar
 iteration) is printed beside it; on this shared machine it wanders by +-5 points between
 runs (a 30-iteration check of hrnet18s-conv1s forward gave +4.7 % paired, +5.0 % by minima).
 "forward" is inference (eval mode, no autograd); "fwd+bwd" is a training step's forward and
-backward (train mode, no optimizer). Times are the CPU time of the one compute thread (``time.thread_time``), which a
-machine shared with other jobs does not inflate the way it inflates wall-clock time; wall-clock
-minima are printed too, for reference. Times on a shared machine still move by 10-20 % (a busy
+backward (train mode, no optimizer). Times are the CPU time of the one compute thread
+(``time.thread_time``), which a machine shared with other jobs does not inflate the way it
+inflates wall-clock time; wall-clock minima are printed too, for reference. Times on a shared machine still move by 10-20 % (a busy
 sibling core slows this one down), so the forward GFLOP (``torch.utils.flop_counter``) of each
 model is printed as the noise-free view of the same overhead.
 

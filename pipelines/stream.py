@@ -207,7 +207,8 @@ class ShardStream(IterableDataset):
 
     def _batch(self, k: int, samples, errors) -> dict[str, Any]:
         t = Timer(self.times)
-        batch = collate(samples, self.cfg.image_dtype, self.cfg.target_dtype) if samples else {"keys": []}
+        batch = (collate(samples, self.cfg.image_dtype, self.cfg.target_dtype) if samples
+                 else {"keys": []})
         t.lap("collate")
         batch.update(epoch=self.epoch, batch=k, errors=errors)
         return batch

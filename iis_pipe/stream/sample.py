@@ -161,8 +161,8 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
                 times: dict[str, float] | None = None) -> dict[str, Any]:
     """A training sample: ``image (Hc, Wc, 3) uint8``, ``target (Hc, Wc) int8`` (1 target,
     0 background, -1 ignore; collate makes it float), ``clicks (2N, 3) int32``, optional
-    ``maps (2, Hc, Wc) float32``, ``transform (2, 3) float32`` (original pixel ``(x, y, 1)`` -> crop pixel), ``key`` and
-    ``regions`` (the chosen region ids)."""
+    ``maps (2, Hc, Wc) float32``, ``transform (2, 3) float32`` (original pixel ``(x, y, 1)``
+    -> crop pixel), ``key`` and ``regions`` (the chosen region ids)."""
     timer = Timer(times)
     meta = schema.decode_meta(members)
     shape = (meta["height"], meta["width"])
