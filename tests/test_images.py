@@ -59,6 +59,26 @@ def test_window_equals_the_same_pixels_of_a_whole_decode(fast):
         _check_window(data, (0, h, 0, w), 1, fast)
 
 
+@pytest.mark.realdata
+@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
+def test_progressive_and_other_chroma_subsampling_jpegs():
+    import io
+
+    from PIL import Image
+
+    data = _real_jpegs(per_set=1)[0]
+    img = Image.open(io.BytesIO(data))
+    rng = np.random.default_rng(5)
+    for kw in (dict(progressive=True), dict(subsampling=0), dict(subsampling=1)):
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90, **kw)
+        h, w = img.height, img.width
+        for reduce in (1, 2):
+            for fast in (True, False):
+                y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+                _check_window(buf.getvalue(), (y0, y0 + h // 3, x0, x0 + w // 3), reduce, fast)
+
+
 @pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
 def test_gray_jpeg_comes_out_rgb_and_garbage_falls_back_to_a_clear_error():
     gray = np.random.default_rng(0).integers(0, 255, (37, 53), dtype=np.uint8)
