@@ -110,6 +110,24 @@ def test_record_round_trip_on_davis(davis_dir):
     assert [r["area"] for r in rec.meta["regions"]] == [int(m.sum()) for m in inst]
 
 
+@pytest.mark.realdata
+def test_inside_outside_kernel_equals_numpy_on_davis(davis_dir):
+    rng = np.random.default_rng(2)
+    coding = distances.DistanceCoding()
+    for stem, insts, _ in _davis_masks(davis_dir, 4):
+        for m in insts:
+            q = distances.encode_region(m, bbox_xywh(m), coding)
+            full = distances.unpack_region(q[0], q[1], m.shape, coding.clip)
+            # a resized, flipped view of it, as the stream passes: any scale, strided arrays
+            for scale in (coding.step, float(rng.uniform(0.5, 1.5))):
+                view, mview = full[:, ::-1], m[:, ::-1]
+                d = view.astype(np.float32) * np.float32(scale)  # plain numpy reference
+                want_in, want_out = np.where(mview, d, 0), np.where(mview, 0, d)
+                got_in, got_out = distances.inside_outside(view, mview, coding, scale)
+                assert got_in.dtype == got_out.dtype == np.float32
+                assert np.array_equal(got_in, want_in) and np.array_equal(got_out, want_out)
+
+
 def test_checksum_sees_every_byte():
     members = {"jpg": b"abc", "meta.json": b"{}"}
     other = {"jpg": b"abd", "meta.json": b"{}"}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from iis_pipe.clicking.edt import sq_distance_to_zero
 
@@ -100,8 +101,31 @@ def unpack_region(crop: np.ndarray, win: tuple[int, int, int, int], shape: tuple
     return out
 
 
-def inside_outside(q: np.ndarray, mask: np.ndarray, coding: DistanceCoding
+def inside_outside(q: np.ndarray, mask: np.ndarray, coding: DistanceCoding,
+                   scale: float | None = None, out: tuple[np.ndarray, np.ndarray] | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Split a quantised map into ``(inside, outside)`` float32 distances in pixels."""
-    d = q.astype(np.float32) * np.float32(coding.step)
-    return np.where(mask, d, 0).astype(np.float32), np.where(mask, 0, d).astype(np.float32)
+    """Split a quantised map ``(H, W) uint8`` into ``(inside, outside)`` ``(H, W) float32``
+    distances in pixels: ``q * scale`` on the mask's side, 0 on the other.
+
+    ``scale``: pixels per level, ``coding.step`` by default (a resized map passes the step
+    times the resize factor); ``out``: two float32 arrays to fill instead of new ones.
+    """
+    if out is None:
+        out = np.empty(q.shape, np.float32), np.empty(q.shape, np.float32)
+    step = coding.step if scale is None else scale
+    _split(q, mask, np.float32(step), out[0], out[1])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _split(q, mask, scale, inside, outside):
+    # one pass instead of numpy's four (convert, scale, two selects): the training stream
+    # runs this on every sample
+    zero = np.float32(0)
+    for y in range(q.shape[0]):
+        for x in range(q.shape[1]):
+            v = np.float32(q[y, x]) * scale
+            if mask[y, x]:
+                inside[y, x], outside[y, x] = v, zero
+            else:
+                inside[y, x], outside[y, x] = zero, v

@@ -10,13 +10,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from iis_pipe.clicking.encode import encode_clicks
 from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
 from iis_pipe.images import decode_image, decode_jpeg_window
-from iis_pipe.records import arrays, schema
+from iis_pipe.records import arrays, distances, schema
 from iis_pipe.regions.select import choose_regions
 from iis_pipe.stream import augment as aug
 
@@ -150,10 +149,7 @@ def _distances(members: dict[str, bytes], meta: dict, chosen: list[int], masks: 
         r = meta["regions"][i]
         window = schema.decode_dt_window(members, r)  # only the chosen regions' maps
         d = aug.apply(window, p, linear=True, fill=coding.clip, offset=r["dt_window"][:2])
-        # split the levels while they are bytes: two float passes instead of four
-        levels_in = cv2.bitwise_and(d, masks[n].view(np.uint8) * np.uint8(255))
-        np.multiply(levels_in, dist_scale, out=inside[n])
-        np.multiply(cv2.subtract(d, levels_in), dist_scale, out=outside[n])
+        distances.inside_outside(d, masks[n], coding, dist_scale, out=(inside[n], outside[n]))
     return inside, outside
 
 
