@@ -27,8 +27,9 @@ def _pin_one_core() -> None:
               help="JPEGs to decode (0: all in the shards).")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True)
 def decode(shards, limit, repeats):
-    """Every available JPEG decoder (cv2, simplejpeg, PIL, torchvision) at full and half scale
-    on the shards' own JPEGs, one core."""
+    """Every available JPEG decoder (cv2, simplejpeg, PIL, torchvision, and the stream's own
+    window decoder, also on a centred quarter) at full and half scale on the shards' own JPEGs,
+    one core."""
     from pipelines.profile import bench_decode, shard_jpegs
 
     _pin_one_core()

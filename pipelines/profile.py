@@ -31,7 +31,10 @@ def shard_jpegs(shards, limit: int = 0) -> list[bytes]:
 
 
 def _decoders() -> dict[str, dict[str, Callable[[bytes], np.ndarray]]]:
-    """name -> {"full": fn, "1/2": fn}; a decoder that is not installed is left out."""
+    """name -> {"full": fn, "1/2": fn}; a decoder that is not installed is left out. "iis
+    window" is the stream's own partial decoder (default flags like the others), also timed on
+    "win": the centred window of half the height and width, a quarter of the pixels (about what
+    a 320x480 crop needs of a 480x854 frame resized by 1.25)."""
     out: dict[str, dict[str, Callable]] = {}
     out["cv2"] = {
         "full": lambda b: cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR),
@@ -49,6 +52,17 @@ def _decoders() -> dict[str, dict[str, Callable[[bytes], np.ndarray]]]:
                              "1/2": sj_half}
     except ImportError:
         pass
+    from iis_pipe import images
+
+    if images._jpegwindow is not None:
+        def window(b, reduce=1, part=1):  # centred, 1/part of the height and of the width
+            h, w = simplejpeg.decode_jpeg_header(b)[:2]
+            y0, x0 = h // 2 - h // (2 * part), w // 2 - w // (2 * part)
+            return images.decode_jpeg_window(b, (y0, y0 + h // part, x0, x0 + w // part),
+                                             reduce, fast=False)[0]
+
+        out["iis window"] = {"full": window, "1/2": lambda b: window(b, 2),
+                             "win": lambda b: window(b, 1, 2)}
     try:
         from PIL import Image
 
