@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,10 +18,15 @@ from pipelines.stream import StreamConfig, StreamLoader
 
 
 def shard_jpegs(shards, limit: int = 0) -> list[bytes]:
-    """The JPEG bytes of the records in ``shards`` (at most ``limit``, 0: all)."""
+    """The JPEG bytes of the records in ``shards`` (at most ``limit``, 0: all); a faulty shard
+    is warned about (file and reason) and the rest of it skipped."""
     out: list[bytes] = []
     files = OpenFiles()
-    for ref in scan(expand_urls(shards), on_error=lambda e: None):
+
+    def warn(e):
+        warnings.warn(f"skipping the rest of shard {e}", stacklevel=2)
+
+    for ref in scan(expand_urls(shards), on_error=warn):
         if "jpg" in ref.members:
             out.append(read_members(ref._replace(members={"jpg": ref.members["jpg"]}),
                                     files)["jpg"])

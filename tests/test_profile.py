@@ -44,6 +44,10 @@ def test_loader_profile_accounts_for_every_stage(tmp_path):
     out = tmp_path / "toy"
     prepare("toy", out, source_options={"count": 12}, workers=1, progress=False)
     assert shard_jpegs(out), "toy records carry JPEG images"
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar")
+    with pytest.warns(UserWarning, match="bad.tar"):
+        assert shard_jpegs([str(bad)]) == []
     cfg = stream_config(out, batch_size=3, crop_size=(64, 96), max_num_points=4)
     res = profile_loader(cfg, 0, 2, progress=False)
     assert res.samples == 6 and res.samples_per_s > 0
