@@ -76,12 +76,15 @@ def _fail(e: Exception) -> click.ClickException:
               show_default=True, help="Stored distance quantum in pixels (error <= step/2).")
 @click.option("--dt-clip", type=click.IntRange(1, 255), default=255, show_default=True,
               help="Stored distances saturate at clip * step pixels.")
+@click.option("--jpeg-restarts", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Re-code JPEGs without loss (same pixels) with a restart marker every N "
+                   "MCUs, so training decodes only a crop's part; 0 keeps the bytes untouched.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
 @click.option("--overwrite", is_flag=True, help="Delete an earlier run's output in OUT first.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad input instead of recording it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_components,
-            min_area, dt_step, dt_clip, resume, overwrite, strict, quiet):
+            min_area, dt_step, dt_clip, jpeg_restarts, resume, overwrite, strict, quiet):
     """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
     webdataset shards of region records with a parquet index."""
     from pipelines.prepare import PrepareError, RecordParams, prepare as run
@@ -96,7 +99,7 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
         except ValueError as e:
             raise click.ClickException(f"{e}; name the layout with --format") from None
     params = RecordParams(split_components=split_components, min_area=min_area,
-                          dt_step=dt_step, dt_clip=dt_clip)
+                          dt_step=dt_step, dt_clip=dt_clip, jpeg_restarts=jpeg_restarts)
     try:
         res = run(source, out, format=fmt, params=params, source_options=_options(opts),
                   workers=workers, shard_size=shard_size, shard_count=shard_count,

@@ -1,7 +1,8 @@
 """Reading image and mask files with validation: every failure is a ``BadInput`` naming the file.
 
-JPEG bytes are passed through untouched (decoded once at 1/8 scale only to prove they are whole);
-other formats are decoded and re-encoded once to lossless PNG.
+JPEG bytes are kept as JPEG (decoded once at 1/8 scale only to prove they are whole; records may
+re-code them without loss, see ``add_restart_markers``); other formats are decoded and
+re-encoded once to lossless PNG.
 """
 
 from __future__ import annotations
@@ -91,6 +92,21 @@ def decode_image(data: bytes, ext: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def add_restart_markers(data: bytes, mcus: int = 4) -> bytes:
+    """The JPEG re-coded without loss for window decoding: the same DCT coefficients (so the
+    same pixels), one sequential scan with optimised Huffman tables, a restart marker every
+    ``n`` MCUs (``n``: the largest divisor of an MCU row's count up to ``mcus``), APPn and COM
+    markers kept. ``decode_jpeg_window`` then decodes only the segments that hold a window.
+
+    Raises ``RuntimeError`` without the ``_jpegwindow`` extension, ``ValueError`` for a JPEG
+    libjpeg-turbo cannot re-code.
+    """
+    if _jpegwindow is None:
+        raise RuntimeError("the iis_pipe._jpegwindow extension is not built "
+                           "(it needs gcc and the libjpeg-turbo headers at install)")
+    return _jpegwindow.add_restarts(data, mcus)
+
+
 def decode_jpeg_window(data: bytes, window: tuple[int, int, int, int], reduce: int = 1,
                        fast: bool = True) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode the part of a JPEG that holds ``window`` ``(y0, y1, x0, x1)`` (original pixels,
@@ -99,8 +115,10 @@ def decode_jpeg_window(data: bytes, window: tuple[int, int, int, int], reduce: i
     Returns ``(pixels, origin)``: ``(h, w, 3) uint8`` RGB covering at least the window (clipped
     to the image), and the original ``(y, x)`` of its first pixel (multiples of ``reduce``).
     The window's pixels equal a whole-image decode's; a few around it may not.
-    Rows below the window are never decoded, rows above only entropy-decoded; without the
-    ``_jpegwindow`` extension (or for a JPEG it cannot read) the whole image is decoded.
+    A JPEG from ``add_restart_markers`` is decoded from the restart segments that hold the
+    window only; in others, rows below the window are never decoded, rows above only
+    entropy-decoded. Without the ``_jpegwindow`` extension (or for a JPEG it cannot read) the
+    whole image is decoded.
     ``fast``: fast integer IDCT and plain chroma upsampling.
     """
     if _jpegwindow is not None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from iis_pipe import sources
+from iis_pipe import images, sources
 from iis_pipe.errors import BadInput
 from iis_pipe.records import schema
 from iis_pipe.records.distances import DistanceCoding
@@ -39,6 +40,9 @@ class RecordParams:
     min_area: int = 1
     dt_step: float = 1.0
     dt_clip: int = 255
+    # JPEGs re-coded without loss with a restart marker every this many MCUs, so the training
+    # stream decodes only a crop's segments (0: JPEG bytes kept untouched)
+    jpeg_restarts: int = 4
 
     @property
     def coding(self) -> DistanceCoding:
@@ -84,7 +88,13 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
                            f"min_area {params.min_area})", key=item.key)
         t2 = time.perf_counter()
         info = {**sample.meta, "dropped": dropped}
-        members = schema.encode_record(sample.key, sample.image_bytes, sample.image_ext,
+        image_bytes = sample.image_bytes
+        if sample.image_ext == "jpg" and params.jpeg_restarts:
+            try:
+                image_bytes = images.add_restart_markers(image_bytes, params.jpeg_restarts)
+            except ValueError:
+                pass  # one libjpeg-turbo cannot re-code stays as it is: only slower to crop
+        members = schema.encode_record(sample.key, image_bytes, sample.image_ext,
                                        sample.size, masks, meta, sample.ignore, info,
                                        params.coding)
         t3 = time.perf_counter()
@@ -168,6 +178,11 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
     """
     out = Path(out)
     options = dict(source_options or {})
+    if params.jpeg_restarts and images._jpegwindow is None:
+        warnings.warn("JPEGs are stored untouched (no restart markers): the iis_pipe._jpegwindow "
+                      "extension is not built; the training stream will decode more of each "
+                      "image", stacklevel=2)
+        params = replace(params, jpeg_restarts=0)
     if format is None and (source is None or str(source) == "toy"):
         format = "toy"  # the built-in synthetic source needs no folder
     fmt = format or sources.detect_format(Path(source))

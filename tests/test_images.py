@@ -95,3 +95,107 @@ def test_without_the_extension_the_whole_image_is_decoded(monkeypatch):
     px, origin = images.decode_jpeg_window(data, (5, 20, 7, 30), 2, False)
     assert origin == (0, 0)
     np.testing.assert_array_equal(px, _whole(data, 2, False))
+
+
+def _markers(data: bytes) -> dict[int, list[bytes]]:
+    """Header marker segments ``{marker: [payload, ...]}`` up to the first scan."""
+    out: dict[int, list[bytes]] = {}
+    i = 2
+    while data[i + 1] != 0xDA:
+        n = int.from_bytes(data[i + 2:i + 4], "big")
+        out.setdefault(data[i + 1], []).append(data[i + 4:i + 2 + n])
+        i += 2 + n
+    return out
+
+
+def _recoded_real_jpegs() -> list[bytes]:
+    return [images.add_restart_markers(d) for d in _real_jpegs(per_set=3)]
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
+def test_restart_recoding_keeps_every_pixel():
+    for data in _real_jpegs():
+        out = images.add_restart_markers(data)
+        for fast in (True, False):
+            np.testing.assert_array_equal(_whole(out, 1, fast), _whole(data, 1, fast))
+        interval = int.from_bytes(_markers(out)[0xDD][0], "big")
+        w = simplejpeg.decode_jpeg_header(data)[1]
+        per_row = -(-w // 16)  # these sets are 4:2:0: 16-pixel MCUs
+        assert 1 <= interval <= 4 and per_row % interval == 0
+        assert 0xDD not in _markers(data)  # the sources had none: the re-coding added them
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
+@pytest.mark.parametrize("fast", [True, False])
+def test_window_of_a_restart_coded_jpeg_equals_a_whole_decode(fast):
+    rng = np.random.default_rng(7)
+    for data in _recoded_real_jpegs():
+        h, w = simplejpeg.decode_jpeg_header(data)[:2]
+        for reduce in (1, 2, 4, 8):
+            for _ in range(3):
+                y0, x0 = int(rng.integers(-5, h - 2)), int(rng.integers(-5, w - 2))
+                y1, x1 = int(rng.integers(y0 + 1, h + 9)), int(rng.integers(x0 + 1, w + 9))
+                _check_window(data, (y0, y1, x0, x1), reduce, fast)
+        _check_window(data, (h - 3, h, w - 5, w), 1, fast)  # the last MCU's partial pixels
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
+def test_a_restart_coded_window_reads_only_its_own_segments():
+    data = _recoded_real_jpegs()[-1]  # DAVIS: 854x480
+    h, w = simplejpeg.decode_jpeg_header(data)[:2]
+    want = _whole(data, 1, True)
+    # Garble the first tenth of the entropy-coded data (0xFF and the byte after it kept: the
+    # markers stay intact): rows at
+    # the top decode to garbage, a window at the bottom must not notice.
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
+    part = data[start:start + len(data) // 10]
+    junk = bytes(b if b == 0xFF or part[i - 1] == 0xFF else (b ^ 0x5A) % 255
+                 for i, b in enumerate(part))
+    bad = data[:start] + junk + data[start + len(junk):]
+    garbled = simplejpeg.decode_jpeg(bad, colorspace="RGB", fastdct=True, fastupsample=True,
+                                     strict=False)
+    assert not np.array_equal(garbled[:16], want[:16])
+    px, (oy, ox) = images.decode_jpeg_window(bad, (h - 100, h, w // 2, w // 2 + 200), 1, True)
+    np.testing.assert_array_equal(px[h - 100 - oy:, w // 2 - ox:w // 2 - ox + 200],
+                                  want[h - 100:, w // 2:w // 2 + 200])
+
+
+@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
+def test_restart_recoding_of_other_jpeg_layouts_keeps_pixels_and_markers():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (61, 7 * 16 + 3, 3), dtype=np.uint8), (7, 7), 0)
+    img = Image.fromarray(base)
+    exif = Image.Exif()
+    exif[0x010E] = "iis-pipe test"  # ImageDescription
+    layouts = [dict(progressive=True), dict(subsampling=0), dict(subsampling=1),
+               dict(exif=exif.tobytes(), comment=b"kept")]
+    for kw in layouts:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90, **kw)
+        data = buf.getvalue()
+        out = images.add_restart_markers(data, mcus=4)
+        np.testing.assert_array_equal(_whole(out, 1, False), _whole(data, 1, False))
+        for marker in (0xE1, 0xFE):  # EXIF and comment segments survive
+            assert _markers(out).get(marker) == _markers(data).get(marker)
+        _check_window(out, (9, 50, 17, 90), 1, True)
+        _check_window(out, (9, 50, 17, 90), 2, False)
+    gray = simplejpeg.encode_jpeg(base[:, :, :1].copy(), colorspace="GRAY", quality=90)
+    out = images.add_restart_markers(gray, mcus=3)  # 15 blocks per row: every 3rd
+    assert int.from_bytes(_markers(out)[0xDD][0], "big") == 3
+    _check_window(out, (5, 40, 20, 70), 1, True)
+    with pytest.raises(ValueError, match="re-coding failed"):
+        images.add_restart_markers(b"\xff\xd8not a jpeg")
+
+
+def test_restart_recoding_needs_the_extension(monkeypatch):
+    monkeypatch.setattr(images, "_jpegwindow", None)
+    with pytest.raises(RuntimeError, match="not built"):
+        images.add_restart_markers(b"\xff\xd8")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from iis_pipe import sources
+from iis_pipe import images, sources
 from iis_pipe.records import schema
 from iis_pipe.shards.tar import iter_records
 from pipelines.prepare import PrepareError, RecordParams, prepare
@@ -48,7 +48,22 @@ def test_counts_and_masks_round_trip(tmp_path, name, fmt, pairs, regions):
         rec = schema.decode_record(recs[item.key])
         assert np.array_equal(rec.regions, sample.instances)
         assert np.array_equal(rec.ignore, sample.ignore)
-        assert recs[item.key][sample.image_ext] == sample.image_bytes
+        stored = recs[item.key][sample.image_ext]
+        if sample.image_ext == "png":
+            assert stored == sample.image_bytes
+        else:  # re-coded with restart markers: other bytes, the very same pixels
+            assert (stored != sample.image_bytes) == (images._jpegwindow is not None)
+            assert np.array_equal(images.decode_image(stored, "jpg"),
+                                  images.decode_image(sample.image_bytes, "jpg"))
+
+
+def test_jpeg_bytes_kept_untouched_on_request(tmp_path, grabcut_dir):
+    root = tmp_path / "src"
+    _grabcut_copy(grabcut_dir, root, ["124080", "153077"])
+    prepare(root, tmp_path / "o", workers=1, progress=False,
+            params=RecordParams(jpeg_restarts=0))
+    for key, members in _records(tmp_path / "o").items():
+        assert members["jpg"] == next(root.rglob(f"{key}.jpg")).read_bytes()
 
 
 def test_grabcut_ignore_band_is_the_128_pixels(tmp_path, grabcut_dir):

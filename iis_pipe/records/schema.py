@@ -6,7 +6,9 @@ tar it is the group of members ``{key}.{suffix}``:
 ==================  =======================================================================
 suffix              content
 ==================  =======================================================================
-``jpg``/``png``     the image: original JPEG bytes untouched, other formats re-encoded as PNG
+``jpg``/``png``     the image: a JPEG re-coded without loss with restart markers (the source's
+                    DCT coefficients, so its pixels; see ``images.add_restart_markers``),
+                    or untouched (``prepare --jpeg-restarts 0``); other formats as PNG
 ``regions.npy.zst`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (``masks``)
 ``ignore.npy.zst``  ``(H, W)`` bool, True where pixels are ignored (void, boundaries, crowds)
 ``dt.npy.zst``      per-region quantised distance maps over their windows (``distances``):

@@ -3,7 +3,7 @@
 Each image has a textured background and 1-4 textured shapes (ellipses, polygons, rotated
 rectangles). Later shapes occlude earlier ones, so instances are the visible parts and never
 overlap; the first shape sometimes crosses the image border, and sometimes a thin ignore band
-surrounds one object (like GrabCut's). Images are JPEG-encoded so the JPEG passthrough path is
+surrounds one object (like GrabCut's). Images are JPEG-encoded so the JPEG path (validation, re-coding) is
 exercised exactly as with real photos.
 """
 
