@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
 
-from iis_pipe.records import distances, masks, schema
+from iis_pipe.records import arrays, distances, masks, schema
 from iis_pipe.regions.candidates import bbox_xywh, region_candidates
 
 
@@ -96,7 +98,7 @@ def test_record_round_trip_on_davis(davis_dir):
     members = schema.encode_record(stem, img_bytes, "jpg", (h, w), regions, meta, void,
                                    {"source": "davis", "split": "val"},
                                    distances.DistanceCoding())
-    assert members["jpg"] is img_bytes  # passthrough, not re-encoded
+    assert members["jpg"] is img_bytes  # the record stores what it is given
     rec = schema.decode_record(members)
     assert np.array_equal(rec.regions, inst)
     assert np.array_equal(rec.ignore, void)
@@ -126,6 +128,62 @@ def test_inside_outside_kernel_equals_numpy_on_davis(davis_dir):
                 got_in, got_out = distances.inside_outside(view, mview, coding, scale)
                 assert got_in.dtype == got_out.dtype == np.float32
                 assert np.array_equal(got_in, want_in) and np.array_equal(got_out, want_out)
+
+
+@pytest.mark.realdata
+def test_stored_distance_rows_decode_only_their_bands(davis_dir, monkeypatch):
+    stem, insts, void = _davis_masks(davis_dir, 3)[2]
+    h, w = void.shape
+    regions, meta, _ = region_candidates(np.stack(insts), [{} for _ in insts])
+    members = schema.encode_record(stem, b"", "jpg", (h, w), regions, meta, void,
+                                   {"source": "davis", "split": "val"},
+                                   distances.DistanceCoding())
+    rec_meta = schema.decode_meta(members)
+    band = rec_meta["dt"]["band_rows"]
+    decompressed = []
+    real = arrays.zstandard.ZstdDecompressor.decompress
+    monkeypatch.setattr(arrays.zstandard.ZstdDecompressor, "decompress",
+                        lambda self, data: decompressed.append(len(data)) or real(self, data))
+    rng = np.random.default_rng(4)
+    for r in rec_meta["regions"]:
+        full = schema.decode_dt_window(members, r)  # all frames: the whole .npy
+        wy, wx, wh, ww = r["dt_window"]
+        assert full.shape == (wh, ww)
+        for _ in range(5):
+            y0 = int(rng.integers(-10, h))
+            y1 = int(rng.integers(y0 + 1, h + 10))
+            decompressed.clear()
+            q, (oy, ox) = schema.decode_dt_rows(members, rec_meta, r, y0, y1)
+            assert ox == wx and (oy - wy) % band == 0
+            a, b = max(y0, wy), min(y1, wy + wh)
+            if a < b:  # every asked row of the window is there, equal to the whole decode
+                assert oy <= a and oy + len(q) >= b
+                np.testing.assert_array_equal(q, full[oy - wy:oy - wy + len(q)])
+            # bands only where asked (at most one partial band either side)
+            assert len(decompressed) == -(-len(q) // band) <= -(-max(b - a, 0) // band) + 1
+
+
+def test_version_1_records_still_read():
+    rng = np.random.default_rng(1)
+    m = np.zeros((40, 50), bool)
+    m[10:25, 12:30] = True
+    q, win = distances.encode_region(m, bbox_xywh(m), distances.DistanceCoding())
+    members = schema.encode_record("k", b"", "jpg", (40, 50), m[None], [{"bbox": bbox_xywh(m)}],
+                                   np.zeros((40, 50), bool), {"source": "x", "split": "y"},
+                                   distances.DistanceCoding())
+    meta = json.loads(members[schema.META])
+    v2_meta = json.loads(members[schema.META])
+    # what version 1 wrote: one frame per map, no bands
+    frame = arrays.encode_array(q)
+    meta["schema"] = 1
+    del meta["dt"]["band_rows"], meta["regions"][0]["dt_frames"]
+    meta["regions"][0]["dt_span"] = [0, len(frame)]
+    v1 = {**members, schema.DT: frame, schema.META: json.dumps(meta).encode()}
+    got, origin = schema.decode_dt_rows(v1, schema.decode_meta(v1), meta["regions"][0],
+                                        *sorted(rng.integers(0, 40, 2)))
+    assert origin == win[:2]
+    np.testing.assert_array_equal(got, q)
+    np.testing.assert_array_equal(schema.decode_dt(v1, meta), schema.decode_dt(members, v2_meta))
 
 
 def test_checksum_sees_every_byte():

@@ -61,6 +61,36 @@ def test_plan_matches_an_independent_crop():
     assert np.allclose(p.to_crop(xy), [[69 - 3 - 9, 7 - 5]])
 
 
+def test_source_rows_hold_every_row_the_resize_reads():
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        shape = tuple(int(v) for v in rng.integers(20, 300, 2))
+        s = rng.uniform(0.3, 2.5)
+        scaled = (max(1, round(shape[0] * s)), max(1, round(shape[1] * s)))
+        crop = tuple(int(v) for v in rng.integers(8, 200, 2))
+        origin = tuple(int(rng.integers(0, max(scaled[i], crop[i]) - crop[i] + 1)) for i in (0, 1))
+        p = plan(shape, scaled, bool(rng.random() < 0.5), crop, origin)
+        a = rng.integers(0, 255, shape, dtype=np.uint8)
+        full = apply(a, p, linear=True, fill=255)
+        y0 = int(rng.integers(0, crop[0]))
+        y1 = int(rng.integers(y0 + 1, crop[0] + 1))
+        r0, r1 = p.source_rows(y0, y1)
+        r0, r1 = max(r0, 0), min(r1, shape[0])
+        part = apply(a[r0:r1], p, linear=True, fill=255, offset=(r0, 0))  # other rows: 255
+        np.testing.assert_array_equal(part[y0:y1], full[y0:y1])
+
+
+@pytest.mark.realdata
+def test_distances_on_the_sampled_rows_only_change_no_click(grabcut_shards, monkeypatch):
+    import iis_pipe.stream.sample as sample
+
+    cfg = stream_config(grabcut_shards[0], batch_size=8, seed=5, merge_prob=0.5)
+    rows_only = _batches(StreamLoader(cfg), 4)
+    monkeypatch.setattr(sample, "distance_rows", lambda masks, cfg: (0, masks.shape[1]))
+    for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
+        _same(a, b)
+
+
 @pytest.mark.realdata
 def test_photometric_equals_the_saturating_opencv_passes(grabcut_dir):
     import cv2
@@ -268,7 +298,9 @@ def test_corrupt_record_is_skipped_with_its_key(grabcut_shards, tmp_path):
     shutil.copytree(grabcut_shards[0], bad)
     shard = bad / "shard-000000.tar"
     data = bytearray(shard.read_bytes())
-    at = data.find(b'"schema":1')
+    from iis_pipe.records.schema import SCHEMA_VERSION
+
+    at = data.find(b'"schema":%d' % SCHEMA_VERSION)
     data[at:at + 10] = b'"schema":9'  # same length: the tar stays whole, the record does not
     shard.write_bytes(bytes(data))
     loader = StreamLoader(stream_config(bad, batch_size=4, seed=9, crop_size=(64, 96),

@@ -182,13 +182,11 @@ class _BoxSets:
         the band ``0 < d <= r``."""
         if self._band is None:
             u, uy, ux, ubox, area = self.union()
-            r = int(np.ceil(self.expand_ratio * np.sqrt(area)))
             if ubox is None:
-                self._band = (np.zeros((0, 0), np.float32), 0, 0, (0, 0, 0, 0), r)
+                self._band = (np.zeros((0, 0), np.float32), 0, 0, (0, 0, 0, 0), 0)
                 return self._band
-            # Band pixels are within r (Chebyshev) of the union's box; one more pixel so the
-            # window's own transform (when computed here) sees every region pixel it needs.
-            y0, y1, x0, x1 = win = grow_box(ubox, r + 1, self.shape)
+            win, r = _band_window(ubox, area, self.expand_ratio, self.shape)
+            y0, y1, x0, x1 = win
             if self.outside is not None and len(self.outside) == 1:
                 d, y0, x0 = np.ascontiguousarray(self.outside[0], dtype=np.float32), 0, 0
             elif self.outside is not None:
@@ -236,6 +234,26 @@ class _BoxSets:
         return ps.MASKED, obox, no_d, 0, 0, 0.0, 0.0, self.other, True, u, uy, ux
 
 
+def _band_window(box, area: int, expand_ratio: float, shape) -> tuple[tuple[int, ...], int]:
+    """``(window, r)``: the band ``0 < outside <= r`` of a merged region of ``area`` pixels on
+    ``box`` lies within r (Chebyshev) of the box; one more pixel so the window's own transform
+    (when computed here) sees every region pixel it needs."""
+    r = int(np.ceil(expand_ratio * np.sqrt(area)))
+    return grow_box(box, r + 1, shape), r
+
+
+def distance_rows(regions: np.ndarray, cfg: SamplerConfig) -> tuple[int, int]:
+    """Rows ``[y0, y1)`` of ``(M, H, W) bool`` regions where ``sample_clicks`` reads the
+    ``inside`` and ``outside`` maps (the band window holds every region's box): a caller that
+    prepares those maps needs them there only. ``(0, 0)`` for empty regions."""
+    union = regions.any(axis=0) if len(regions) > 1 else regions[0]
+    box = mask_bbox(union)
+    if box is None:
+        return 0, 0
+    win, _ = _band_window(box, int(np.count_nonzero(union)), cfg.expand_ratio, union.shape)
+    return win[0], win[1]
+
+
 def check_inputs(regions, other=None, ignore=None, inside=None, outside=None):
     """``regions`` as ``(M, H, W) bool`` after checking every shape against it."""
     regions = np.asarray(regions, dtype=bool)
@@ -268,7 +286,8 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     - ``other``: ``(H, W) bool``, the image's other objects (for the "other" strategy).
     - ``ignore``: ``(H, W) bool``, never clicked.
     - ``inside``, ``outside``: the regions' precomputed ``(M, H, W) float32`` transforms (see
-      ``edt``); computed on the regions' boxes when absent.
+      ``edt``); computed on the regions' boxes when absent. Only rows ``distance_rows`` are
+      read.
     """
     regions = check_inputs(regions, other, ignore, inside, outside)
     m = regions.shape[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -25,24 +26,78 @@ def encode_array(array: np.ndarray) -> bytes:
     return zstandard.ZstdCompressor(level=LEVEL).compress(buf.getbuffer())
 
 
+def encode_array_bands(array: np.ndarray, rows: int) -> tuple[bytes, list[int]]:
+    """``encode_array`` cut into zstd frames: the ``.npy`` header, then ``rows`` rows of
+    ``array`` per frame. Back to back the frames are one zstd stream of the same ``.npy``
+    (``zstd -d`` and ``decode_array`` read it whole); ``decode_rows`` reads some bands only.
+    Returns the bytes and the frame lengths."""
+    array = np.ascontiguousarray(array)
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
+    comp = zstandard.ZstdCompressor(level=LEVEL)
+    frames = [comp.compress(head.getvalue())]
+    frames += [comp.compress(array[i:i + rows].tobytes()) for i in range(0, len(array), rows)]
+    return b"".join(frames), [len(f) for f in frames]
+
+
 def decode_array(data: bytes) -> np.ndarray:
-    """Inverse of ``encode_array`` (a read-only view of the decompressed bytes); raises
-    ValueError on corrupt data."""
+    """Inverse of ``encode_array`` and ``encode_array_bands`` (a read-only view of the
+    decompressed bytes); raises ValueError on corrupt data."""
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data)
+        dec = zstandard.ZstdDecompressor()
+        raw = dec.decompress(data)  # the first frame only, but in one piece: the common case
         if raw[:6] != b"\x93NUMPY" or raw[6] != 1:
             raise ValueError("not a version 1 .npy payload")
         n = int.from_bytes(raw[8:10], "little")
         dtype, shape = _header(bytes(raw[10:10 + n]))
-        return np.frombuffer(raw, dtype, count=int(np.prod(shape)), offset=10 + n).reshape(shape)
+        count = int(np.prod(shape))
+        if len(raw) < 10 + n + count * dtype.itemsize:  # banded: read on across the frames
+            raw = dec.decompressobj(read_across_frames=True).decompress(data)
+        return np.frombuffer(raw, dtype, count=count, offset=10 + n).reshape(shape)
     except (zstandard.ZstdError, ValueError, SyntaxError) as e:
         raise ValueError(f"corrupt array member ({e})") from None
 
 
+def decode_rows(data: bytes, lengths: list[int], rows: int, shape: tuple[int, int],
+                dtype: np.dtype, y0: int, y1: int) -> tuple[np.ndarray, int]:
+    """Rows ``[y0, y1)`` (at least) of an ``encode_array_bands`` array of known ``shape`` and
+    ``dtype``, decompressing only the bands that hold them: ``(rows array, its first row)``.
+    Raises ValueError on corrupt data."""
+    b0, b1 = max(y0, 0) // rows, min(-(-max(y1, 0) // rows), len(lengths) - 1)
+    b1 = max(b1, b0)
+    out = np.empty(((b1 - b0) * rows, *shape[1:]), dtype)
+    start = sum(lengths[:b0 + 1])  # past the header frame and the bands above
+    dec = zstandard.ZstdDecompressor()
+    flat = out.reshape(-1).view(np.uint8)
+    pos = 0
+    try:
+        for n in lengths[b0 + 1:b1 + 1]:
+            raw = dec.decompress(data[start:start + n])
+            flat[pos:pos + len(raw)] = np.frombuffer(raw, np.uint8)
+            start, pos = start + n, pos + len(raw)
+    except (zstandard.ZstdError, ValueError) as e:
+        raise ValueError(f"corrupt array member ({e})") from None
+    count = min(b1 * rows, shape[0]) - b0 * rows
+    if pos != count * out[:1].nbytes:
+        raise ValueError(f"corrupt array member (bands {b0}..{b1} hold {pos} bytes)")
+    return out[:count], b0 * rows
+
+
+_HEADER = re.compile(r"\{'descr': '([^']+)', 'fortran_order': (True|False), "
+                     r"'shape': \(((?:\d+, ?)*\d*)\), \}")
+
+
 @lru_cache(maxsize=256)
 def _header(text: bytes) -> tuple[np.dtype, tuple[int, ...]]:
-    # numpy parses headers with ast.literal_eval, a real cost per sample; shapes repeat.
-    d = ast.literal_eval(text.decode("latin1"))
-    if d["fortran_order"]:
+    # numpy parses headers with ast.literal_eval, a real cost per sample (distance windows
+    # have many shapes); numpy's own writer has one layout, so match that first.
+    m = _HEADER.match(text.decode("latin1"))
+    if m:
+        descr, fortran = m.group(1), m.group(2) == "True"
+        shape = tuple(int(v) for v in m.group(3).replace(" ", "").split(",") if v)
+    else:
+        d = ast.literal_eval(text.decode("latin1"))
+        descr, fortran, shape = d["descr"], d["fortran_order"], tuple(d["shape"])
+    if fortran:
         raise ValueError("Fortran-ordered arrays are not written by encode_array")
-    return np.dtype(d["descr"]), tuple(d["shape"])
+    return np.dtype(descr), shape

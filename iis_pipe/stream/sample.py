@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from iis_pipe.clicking.encode import encode_clicks
-from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
+from iis_pipe.clicking.samplers import SamplerConfig, distance_rows, sample_clicks
 from iis_pipe.images import decode_image, decode_jpeg_window
 from iis_pipe.records import arrays, distances, schema
 from iis_pipe.regions.select import choose_regions
@@ -138,18 +138,26 @@ def _fit_crop(layers: np.ndarray, regions: list[dict], chosen: list[int], shape,
 
 
 def _distances(members: dict[str, bytes], meta: dict, chosen: list[int], masks: np.ndarray,
-               p: aug.Plan) -> tuple[np.ndarray, np.ndarray]:
+               p: aug.Plan, sampler: SamplerConfig) -> tuple[np.ndarray, np.ndarray]:
     """The targets' stored distances in the crop, rescaled with the image: ``(inside,
-    outside)``, each ``(M, Hc, Wc) float32`` pixels."""
+    outside)``, each ``(M, Hc, Wc) float32`` pixels, on the rows the click sampler reads
+    (0 elsewhere: only the stored bands under those rows are decompressed)."""
     coding = schema.coding_of(meta)
     dist_scale = np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
+    y0, y1 = distance_rows(masks, sampler)
     inside = np.empty(masks.shape, np.float32)
     outside = np.empty_like(inside)
+    for a in (inside, outside):  # cheaper than zeros: most rows are written below
+        a[:, :y0] = 0
+        a[:, y1:] = 0
+    if y1 <= y0:
+        return inside, outside
+    src = p.source_rows(y0, y1)
     for n, i in enumerate(chosen):
-        r = meta["regions"][i]
-        window = schema.decode_dt_window(members, r)  # only the chosen regions' maps
-        d = aug.apply(window, p, linear=True, fill=coding.clip, offset=r["dt_window"][:2])
-        distances.inside_outside(d, masks[n], coding, dist_scale, out=(inside[n], outside[n]))
+        q, origin = schema.decode_dt_rows(members, meta, meta["regions"][i], *src)
+        d = aug.apply(q, p, linear=True, fill=coding.clip, offset=origin)
+        distances.inside_outside(d[y0:y1], masks[n, y0:y1], coding, dist_scale,
+                                 out=(inside[n, y0:y1], outside[n, y0:y1]))
     return inside, outside
 
 
@@ -196,7 +204,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     else:  # the common case: only padding can be ignored
         ignore = aug.padding_mask(p) if pad_ignore else np.zeros(crop, bool)
     if chosen:
-        inside, outside = _distances(members, meta, chosen, masks, p)
+        inside, outside = _distances(members, meta, chosen, masks, p, cfg.sampler)
         timer.lap("augment")
         clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore,
                                inside=inside, outside=outside)
