@@ -56,6 +56,10 @@ def _compare(name, regions, ignore, seeds, without_dt=True):
                 got = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), **kw)
                 ref = sample_clicks_reference(regions[sel], cfg, np.random.default_rng(seed), **kw)
                 assert np.array_equal(got, ref), (name, ci, seed, given)
+                if ignore is None:  # "nothing ignored" said either way samples alike
+                    kw["ignore"] = np.zeros(regions.shape[1:], bool)
+                    again = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), **kw)
+                    assert np.array_equal(got, again), (name, ci, seed, given)
                 _check_sets(got, cfg, regions[sel], other, ignore, inside[sel])
 
 

@@ -20,14 +20,16 @@ suffix              content
 Array members are zstd-compressed ``.npy`` files (see ``arrays``).
 
 ``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
-``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``dt``
+``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``ignored`` (ignore
+pixels: a reader skips an empty mask), ``dt``
 (``{"step", "clip", "band_rows"}``), ``regions`` (per region: ``id``, ``layer``, ``label_id``
 (its label in that layer), ``instance``, ``component``, ``area``, ``bbox`` ``[x, y, w, h]``,
 ``dt_window`` ``[y0, x0, h, w]``, ``dt_span`` ``[offset, length]`` of its frames in
 ``dt.npy.zst``, ``dt_frames`` (their lengths), and the source's instance metadata such as
 ``label``) and ``dropped`` (parts removed by ``min_area``).
 
-Version 1 (still read) stored each map as one frame, without ``band_rows`` and ``dt_frames``.
+Version 1 (still read) stored each map as one frame, without ``band_rows`` and ``dt_frames``,
+and had no ``ignored``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         "image": {"ext": image_ext, "file": info.get("image_file")},
         "mask_files": info.get("mask_files", []),
         "layers": int(layers.shape[0] // h),
+        "ignored": int(np.count_nonzero(ignore)),
         "dt": {"step": coding.step, "clip": coding.clip, "band_rows": DT_BAND_ROWS},
         "regions": regions,
         "dropped": to_plain(info.get("dropped", [])),

@@ -178,16 +178,18 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     timer.lap("region")
 
     layers = arrays.decode_array(members[schema.REGIONS])
-    ignore_full = arrays.decode_array(members[schema.IGNORE])
+    # version 1 records do not count their ignored pixels: decode to find out
+    ignored = meta.get("ignored", 1) > 0
+    ignore_full = arrays.decode_array(members[schema.IGNORE]) if ignored else None
     image_bytes = members.get("jpg")
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("decode")
     p, warped, masks = _fit_crop(layers, regions, chosen, shape, scaled, flip, cfg, reduce, rng)
-    target_mask = masks.any(0) if chosen else np.zeros(crop, bool)
-    other = np.zeros(crop, bool)  # the image's other objects: labelled, not the target
-    for lay in warped:
-        other |= lay > 0
-    other &= ~target_mask
+    target_mask = masks[0] if len(chosen) == 1 else masks.any(0)
+    labelled = warped[0] > 0
+    for lay in warped[1:]:
+        labelled |= lay > 0
+    other = labelled & ~target_mask  # the image's other objects: labelled, not the target
     timer.lap("augment")
 
     if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
@@ -198,11 +200,13 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce, offset=origin),
                             cfg.augment, rng)
     pad_ignore = cfg.target.pad_ignore
-    if ignore_full.any():
+    if ignore_full is not None and ignore_full.any():
         ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
                            fill=int(pad_ignore)).view(bool)
-    else:  # the common case: only padding can be ignored
-        ignore = aug.padding_mask(p) if pad_ignore else np.zeros(crop, bool)
+    elif pad_ignore and p.size != p.crop:  # only padding can be ignored
+        ignore = aug.padding_mask(p)
+    else:  # None, not all False: the click sampler then tests no pixel for it
+        ignore = None
     if chosen:
         inside, outside = _distances(members, meta, chosen, masks, p, cfg.sampler)
         timer.lap("augment")
@@ -213,7 +217,10 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
     timer.lap("clicks")
 
-    target = np.subtract((target_mask & ~ignore).view(np.int8), ignore.view(np.int8))
+    if ignore is None:
+        target = target_mask.view(np.int8)
+    else:
+        target = np.subtract((target_mask & ~ignore).view(np.int8), ignore.view(np.int8))
     out = {"key": meta["key"], "image": image, "target": target, "clicks": clicks,
            "regions": chosen, "transform": p.matrix().astype(np.float32)}
     if cfg.maps.mode is not None:
