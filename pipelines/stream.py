@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from iis_pipe.clicking.samplers import SamplerConfig
 from iis_pipe.errors import BadInput
 from iis_pipe.stream.augment import AugmentConfig
-from iis_pipe.stream.collate import collate
+from iis_pipe.stream.collate import batch_buffers, collate, slots
 from iis_pipe.stream.order import epoch_sequence
 from iis_pipe.stream.reader import OpenFiles, read_members, scan
 from iis_pipe.stream.sample import MapsConfig, SampleConfig, TargetConfig, Timer, make_sample
@@ -172,6 +172,7 @@ class ShardStream(IterableDataset):
         samples: list[dict[str, Any]] = []
         errors: list[tuple[str, str, str]] = []
         current = None
+        buffers = None  # the batch's tensors, which samples are written into
         try:
             for p, ref in enumerate(seq):
                 if cfg.resampled and p >= cfg.samples_per_epoch:
@@ -186,29 +187,33 @@ class ShardStream(IterableDataset):
                     continue
                 current = k
                 rng = np.random.default_rng([cfg.seed, self.epoch, p])
+                if buffers is None:
+                    buffers = batch_buffers(bsz, cfg.sample.augment.crop_size, cfg.image_dtype,
+                                            cfg.target_dtype)
                 try:
                     t = Timer(self.times)
                     members = read_members(ref, files)
                     t.lap("read")
-                    samples.append(make_sample(members, cfg.sample, rng, self.times))
+                    samples.append(make_sample(members, cfg.sample, rng, self.times,
+                                               out=slots(buffers, len(samples))))
                 except Exception as e:  # a bad record is counted, not fatal (unless strict)
                     if cfg.strict:
                         raise BadInput(ref.url, f"record {ref.key!r}: {e}", ref.key) from e
                     warnings.warn(f"skipping record {ref.key!r} of {ref.url}: {e}", stacklevel=2)
                     errors.append((ref.url, ref.key, f"{type(e).__name__}: {e}"))
                 if i % bsz == bsz - 1:
-                    yield self._batch(k, samples, errors + _take(scan_errors))
-                    samples, errors, current = [], [], None
+                    yield self._batch(k, samples, errors + _take(scan_errors), buffers)
+                    samples, errors, current, buffers = [], [], None, None
             if current is not None and (samples or errors) and not (
                     cfg.drop_last and len(samples) < bsz):
-                yield self._batch(current, samples, errors + _take(scan_errors))
+                yield self._batch(current, samples, errors + _take(scan_errors), buffers)
         finally:
             files.close()
 
-    def _batch(self, k: int, samples, errors) -> dict[str, Any]:
+    def _batch(self, k: int, samples, errors, buffers) -> dict[str, Any]:
         t = Timer(self.times)
-        batch = (collate(samples, self.cfg.image_dtype, self.cfg.target_dtype) if samples
-                 else {"keys": []})
+        batch = (collate(samples, self.cfg.image_dtype, self.cfg.target_dtype, buffers)
+                 if samples else {"keys": []})
         t.lap("collate")
         batch.update(epoch=self.epoch, batch=k, errors=errors)
         return batch

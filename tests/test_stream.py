@@ -187,6 +187,21 @@ def test_window_decoding_changes_no_pixel(grabcut_shards, monkeypatch, fast):
 
 
 @pytest.mark.realdata
+def test_batches_written_in_place_equal_the_collated_ones(grabcut_shards):
+    # uint8 / int8 batches are written by each sample into its slot; float ones are stacked
+    kw = dict(batch_size=8, seed=6, crop_size=(96, 128), max_num_points=4)
+    compact = _batches(StreamLoader(stream_config(grabcut_shards[0], image_dtype="uint8",
+                                                  target_dtype="int8", **kw), num_workers=2))
+    floats = _batches(StreamLoader(stream_config(grabcut_shards[0], **kw)))
+    assert [len(b["keys"]) for b in compact] == [8] * 6 + [2]  # the last one is short
+    for a, b in zip(compact, floats, strict=True):
+        assert a["keys"] == b["keys"] and torch.equal(a["clicks"], b["clicks"])
+        assert torch.equal(a["image"], (b["image"] * 255).round().to(torch.uint8))
+        assert torch.equal(a["target"].float(), b["target"])
+    assert any((a["target"] == -1).any() for a in compact)  # GrabCut's ignore bands came along
+
+
+@pytest.mark.realdata
 def test_exactly_once_with_two_ranks_and_two_workers(grabcut_shards):
     keys = []
     for rank in (0, 1):

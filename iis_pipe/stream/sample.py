@@ -127,9 +127,13 @@ def _fit_crop(layers: np.ndarray, regions: list[dict], chosen: list[int], shape,
         p = aug.plan(shape, scaled, flip, crop, origin, align=reduce)
         warped = [aug.apply(layers[j:j + h], p, linear=False)
                   for j in range(0, layers.shape[0], h)]
-        masks = np.stack([warped[regions[i]["layer"]] == regions[i]["label_id"]
-                          for i in chosen]) if chosen else np.zeros((0, *crop), bool)
-        visible = int(np.count_nonzero(masks.any(0))) if chosen else 0
+        found = [warped[regions[i]["layer"]] == regions[i]["label_id"] for i in chosen]
+        if len(found) == 1:  # the common case: no stacking copy
+            masks, target = found[0][None], found[0]
+        else:
+            masks = np.stack(found) if found else np.zeros((0, *crop), bool)
+            target = masks.any(0)
+        visible = int(np.count_nonzero(target))
         if best is None or visible > best[0]:
             best = (visible, p, warped, masks)
         if not chosen or visible >= max(cfg.target.min_object_area, 1):
@@ -162,11 +166,16 @@ def _distances(members: dict[str, bytes], meta: dict, chosen: list[int], masks: 
 
 
 def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Generator,
-                times: dict[str, float] | None = None) -> dict[str, Any]:
+                times: dict[str, float] | None = None,
+                out: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """A training sample: ``image (Hc, Wc, 3) uint8``, ``target (Hc, Wc) int8`` (1 target,
     0 background, -1 ignore; collate makes it float), ``clicks (2N, 3) int32``, optional
     ``maps (2, Hc, Wc) float32``, ``transform (2, 3) float32`` (original pixel ``(x, y, 1)``
-    -> crop pixel), ``key`` and ``regions`` (the chosen region ids)."""
+    -> crop pixel), ``key`` and ``regions`` (the chosen region ids).
+
+    ``out``: ``image`` and ``target`` arrays of those shapes and dtypes (a batch's slots) to
+    write into instead of new ones: the batch then needs no copy."""
+    out = out or {}
     timer = Timer(times)
     meta = schema.decode_meta(members)
     shape = (meta["height"], meta["width"])
@@ -198,7 +207,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         img, origin = decode_image(members["png"], "png"), (0, 0)
     timer.lap("decode")
     image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce, offset=origin),
-                            cfg.augment, rng)
+                            cfg.augment, rng, out=out.get("image"))
     pad_ignore = cfg.target.pad_ignore
     if ignore_full is not None and ignore_full.any():
         ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
@@ -217,14 +226,18 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
     timer.lap("clicks")
 
-    if ignore is None:
+    target = out.get("target")
+    if ignore is None and target is None:
         target = target_mask.view(np.int8)
+    elif ignore is None:
+        np.copyto(target, target_mask.view(np.int8))
     else:
-        target = np.subtract((target_mask & ~ignore).view(np.int8), ignore.view(np.int8))
-    out = {"key": meta["key"], "image": image, "target": target, "clicks": clicks,
-           "regions": chosen, "transform": p.matrix().astype(np.float32)}
+        target = np.subtract((target_mask & ~ignore).view(np.int8), ignore.view(np.int8),
+                             out=target)
+    sample = {"key": meta["key"], "image": image, "target": target, "clicks": clicks,
+              "regions": chosen, "transform": p.matrix().astype(np.float32)}
     if cfg.maps.mode is not None:
-        out["maps"] = encode_clicks(clicks, crop, mode=cfg.maps.mode, radius=cfg.maps.radius,
-                                    norm_radius=cfg.maps.norm_radius)
+        sample["maps"] = encode_clicks(clicks, crop, mode=cfg.maps.mode,
+                                       radius=cfg.maps.radius, norm_radius=cfg.maps.norm_radius)
         timer.lap("encode")
-    return out
+    return sample
