@@ -12,7 +12,7 @@ from PIL import Image
 from iis_pipe.clicking.edt import distance_to_zero
 from iis_pipe.clicking.format import array_to_clicks
 from iis_pipe.clicking.reference import sample_clicks_reference
-from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, sample_clicks
+from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, distance_window, sample_clicks
 from iis_pipe.regions.select import choose_regions
 
 # (sampler config, merge probability, max merged regions)
@@ -56,6 +56,17 @@ def _compare(name, regions, ignore, seeds, without_dt=True):
                 got = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), **kw)
                 ref = sample_clicks_reference(regions[sel], cfg, np.random.default_rng(seed), **kw)
                 assert np.array_equal(got, ref), (name, ci, seed, given)
+                box = distance_window(regions[sel], cfg)
+                if given and box is not None:  # maps over the window the sampler reads only
+                    y0, y1, x0, x1 = box
+                    win = dict(kw, inside=inside[sel][:, y0:y1, x0:x1],
+                               outside=outside[sel][:, y0:y1, x0:x1], origin=(y0, x0))
+                    again = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), **win)
+                    assert np.array_equal(got, again), (name, ci, seed, "window")
+                    short = dict(win, inside=win["inside"][:, -1:],
+                                 outside=win["outside"][:, -1:], origin=(y1 - 1, x0))
+                    with pytest.raises(ValueError, match="does not cover"):
+                        sample_clicks(regions[sel], cfg, np.random.default_rng(seed), **short)
                 if ignore is None:  # "nothing ignored" said either way samples alike
                     kw["ignore"] = np.zeros(regions.shape[1:], bool)
                     again = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), **kw)

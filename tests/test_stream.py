@@ -81,12 +81,12 @@ def test_source_rows_hold_every_row_the_resize_reads():
 
 
 @pytest.mark.realdata
-def test_distances_on_the_sampled_rows_only_change_no_click(grabcut_shards, monkeypatch):
+def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, monkeypatch):
     import iis_pipe.stream.sample as sample
 
     cfg = stream_config(grabcut_shards[0], batch_size=8, seed=5, merge_prob=0.5)
     rows_only = _batches(StreamLoader(cfg), 4)
-    monkeypatch.setattr(sample, "distance_rows", lambda masks, cfg: (0, masks.shape[1]))
+    monkeypatch.setattr(sample, "distance_window", lambda m, cfg: (0, m.shape[1], 0, m.shape[2]))
     for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
         _same(a, b)
 

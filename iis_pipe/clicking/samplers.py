@@ -130,7 +130,7 @@ def _pick_all(sets, keys, u) -> list:
 class _BoxSets:
     """Pixel sets of one sample, counted and picked on bounding boxes (see module doc)."""
 
-    def __init__(self, regions, other, ignore, inside, outside, expand_ratio):
+    def __init__(self, regions, other, ignore, inside, outside, expand_ratio, origin=(0, 0)):
         self.regions = regions
         self.shape = regions.shape[1:]
         self.num_regions = regions.shape[0]
@@ -145,12 +145,14 @@ class _BoxSets:
             if box is None:
                 self.inside.append(None)
             elif inside is not None:
-                self.inside.append((np.ascontiguousarray(inside[m], dtype=np.float32), 0, 0))
+                _check_covers(inside[m], origin, box, "inside")
+                self.inside.append((np.ascontiguousarray(inside[m], dtype=np.float32), *origin))
             else:
                 y0, y1, x0, x1 = grow_box(box, 1, self.shape)
                 crop = sq_to_distance(sq_distance_to_zero(regions[m, y0:y1, x0:x1], pad_border=True))
                 self.inside.append((crop, y0, x0))
         self.outside = outside
+        self.origin = origin
         self._sets = {}
         self._union = None
         self._band = None
@@ -187,10 +189,15 @@ class _BoxSets:
                 return self._band
             win, r = _band_window(ubox, area, self.expand_ratio, self.shape)
             y0, y1, x0, x1 = win
+            if self.outside is not None:
+                _check_covers(self.outside[0], self.origin, win, "outside")
             if self.outside is not None and len(self.outside) == 1:
-                d, y0, x0 = np.ascontiguousarray(self.outside[0], dtype=np.float32), 0, 0
+                d = np.ascontiguousarray(self.outside[0], dtype=np.float32)
+                y0, x0 = self.origin
             elif self.outside is not None:
-                d = np.ascontiguousarray(np.min(self.outside[:, y0:y1, x0:x1], axis=0), dtype=np.float32)
+                oy, ox = self.origin
+                d = np.ascontiguousarray(np.min(self.outside[:, y0 - oy:y1 - oy, x0 - ox:x1 - ox],
+                                                axis=0), dtype=np.float32)
             else:
                 feat = np.ones((y1 - y0, x1 - x0), bool)
                 feat[uy - y0:uy - y0 + u.shape[0], ux - x0:ux - x0 + u.shape[1]] = ~u
@@ -234,6 +241,15 @@ class _BoxSets:
         return ps.MASKED, obox, no_d, 0, 0, 0.0, 0.0, self.other, True, u, uy, ux
 
 
+def _check_covers(a: np.ndarray, origin, box, name: str) -> None:
+    """The kernels index maps without bounds checks: refuse a map that misses part of ``box``."""
+    y0, y1, x0, x1 = box
+    oy, ox = origin
+    if y0 < oy or x0 < ox or y1 > oy + a.shape[0] or x1 > ox + a.shape[1]:
+        raise ValueError(f"{name} map at {tuple(origin)} of shape {a.shape} does not cover the "
+                         f"box {tuple(box)} the sampler reads (see distance_window)")
+
+
 def _band_window(box, area: int, expand_ratio: float, shape) -> tuple[tuple[int, ...], int]:
     """``(window, r)``: the band ``0 < outside <= r`` of a merged region of ``area`` pixels on
     ``box`` lies within r (Chebyshev) of the box; one more pixel so the window's own transform
@@ -242,20 +258,21 @@ def _band_window(box, area: int, expand_ratio: float, shape) -> tuple[tuple[int,
     return grow_box(box, r + 1, shape), r
 
 
-def distance_rows(regions: np.ndarray, cfg: SamplerConfig) -> tuple[int, int]:
-    """Rows ``[y0, y1)`` of ``(M, H, W) bool`` regions where ``sample_clicks`` reads the
-    ``inside`` and ``outside`` maps (the band window holds every region's box): a caller that
-    prepares those maps needs them there only. ``(0, 0)`` for empty regions."""
+def distance_window(regions: np.ndarray, cfg: SamplerConfig) -> tuple[int, int, int, int] | None:
+    """The box ``(y0, y1, x0, x1)`` of ``(M, H, W) bool`` regions where ``sample_clicks`` reads
+    the ``inside`` and ``outside`` maps (the band window: it holds every region's box): a caller
+    that prepares those maps needs them there only (pass its corner as ``origin``). None for
+    empty regions."""
     union = regions.any(axis=0) if len(regions) > 1 else regions[0]
     box = mask_bbox(union)
     if box is None:
-        return 0, 0
-    win, _ = _band_window(box, int(np.count_nonzero(union)), cfg.expand_ratio, union.shape)
-    return win[0], win[1]
+        return None
+    return _band_window(box, int(np.count_nonzero(union)), cfg.expand_ratio, union.shape)[0]
 
 
-def check_inputs(regions, other=None, ignore=None, inside=None, outside=None):
-    """``regions`` as ``(M, H, W) bool`` after checking every shape against it."""
+def check_inputs(regions, other=None, ignore=None, inside=None, outside=None, windowed=False):
+    """``regions`` as ``(M, H, W) bool`` after checking every shape against it (``windowed``:
+    the distance maps may cover a window only; the sampler checks that when it reads them)."""
     regions = np.asarray(regions, dtype=bool)
     if regions.ndim == 2:
         regions = regions[None]
@@ -266,7 +283,11 @@ def check_inputs(regions, other=None, ignore=None, inside=None, outside=None):
         if a is not None and np.shape(a) != shape:
             raise ValueError(f"{name} {np.shape(a)} does not match regions {shape}")
     for name, a in (("inside", inside), ("outside", outside)):
-        if a is not None and np.shape(a)[-2:] != shape:
+        if a is None:
+            continue
+        if windowed and np.ndim(a) not in (2, 3):
+            raise ValueError(f"{name} {np.shape(a)} must be (h, w) or (M, h, w)")
+        if not windowed and np.shape(a)[-2:] != shape:
             raise ValueError(f"{name} {np.shape(a)} does not match regions {regions.shape}")
     return np.ascontiguousarray(regions)
 
@@ -277,7 +298,7 @@ def per_region(a, m):
 
 
 def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=None, ignore=None,
-                  inside=None, outside=None) -> np.ndarray:
+                  inside=None, outside=None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """First clicks for one training sample: ``(2N, 3) int32`` (see ``format``; a batch is
     ``format.stack_clicks`` of these). The ``order`` column numbers the positives ``0..P-1``,
     then the negatives ``P..P+Q-1`` (RITM's 0 / 100 first-click marks are not kept).
@@ -286,11 +307,11 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     - ``other``: ``(H, W) bool``, the image's other objects (for the "other" strategy).
     - ``ignore``: ``(H, W) bool``, never clicked.
     - ``inside``, ``outside``: the regions' precomputed ``(M, H, W) float32`` transforms (see
-      ``edt``); computed on the regions' boxes when absent. Only rows ``distance_rows`` are
-      read.
+      ``edt``), full size or over a window at ``origin`` ``(y, x)`` that holds
+      ``distance_window`` (only that box is read); computed on the regions' boxes when absent.
     """
-    regions = check_inputs(regions, other, ignore, inside, outside)
+    regions = check_inputs(regions, other, ignore, inside, outside, windowed=True)
     m = regions.shape[0]
     sets = _BoxSets(regions, other, ignore, per_region(inside, m), per_region(outside, m),
-                    cfg.expand_ratio)
+                    cfg.expand_ratio, tuple(origin))
     return draw_clicks(cfg, rng, sets)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from iis_pipe.clicking.encode import encode_clicks
-from iis_pipe.clicking.samplers import SamplerConfig, distance_rows, sample_clicks
+from iis_pipe.clicking.samplers import SamplerConfig, distance_window, sample_clicks
 from iis_pipe.images import decode_image, decode_jpeg_window
 from iis_pipe.records import arrays, distances, schema
 from iis_pipe.regions.select import choose_regions
@@ -142,26 +142,21 @@ def _fit_crop(layers: np.ndarray, regions: list[dict], chosen: list[int], shape,
 
 
 def _distances(members: dict[str, bytes], meta: dict, chosen: list[int], masks: np.ndarray,
-               p: aug.Plan, sampler: SamplerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The targets' stored distances in the crop, rescaled with the image: ``(inside,
-    outside)``, each ``(M, Hc, Wc) float32`` pixels, on the rows the click sampler reads
-    (0 elsewhere: only the stored bands under those rows are decompressed)."""
+               p: aug.Plan, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The targets' stored distances in the crop, rescaled with the image, over ``box``
+    ``(y0, y1, x0, x1)`` of the crop (where the click sampler reads them; only the stored
+    bands under it are decompressed): ``(inside, outside)``, each ``(M, h, w) float32`` pixels."""
     coding = schema.coding_of(meta)
     dist_scale = np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
-    y0, y1 = distance_rows(masks, sampler)
-    inside = np.empty(masks.shape, np.float32)
+    y0, y1, x0, x1 = box
+    inside = np.empty((len(chosen), y1 - y0, x1 - x0), np.float32)
     outside = np.empty_like(inside)
-    for a in (inside, outside):  # cheaper than zeros: most rows are written below
-        a[:, :y0] = 0
-        a[:, y1:] = 0
-    if y1 <= y0:
-        return inside, outside
     src = p.source_rows(y0, y1)
     for n, i in enumerate(chosen):
         q, origin = schema.decode_dt_rows(members, meta, meta["regions"][i], *src)
         d = aug.apply(q, p, linear=True, fill=coding.clip, offset=origin)
-        distances.inside_outside(d[y0:y1], masks[n, y0:y1], coding, dist_scale,
-                                 out=(inside[n, y0:y1], outside[n, y0:y1]))
+        distances.inside_outside(d[y0:y1, x0:x1], masks[n, y0:y1, x0:x1], coding, dist_scale,
+                                 out=(inside[n], outside[n]))
     return inside, outside
 
 
@@ -217,10 +212,13 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     else:  # None, not all False: the click sampler then tests no pixel for it
         ignore = None
     if chosen:
-        inside, outside = _distances(members, meta, chosen, masks, p, cfg.sampler)
+        box = distance_window(masks, cfg.sampler)
+        maps = {}
+        if box is not None:  # else the targets fell out of the crop: no distance is read
+            inside, outside = _distances(members, meta, chosen, masks, p, box)
+            maps = dict(inside=inside, outside=outside, origin=box[::2])
         timer.lap("augment")
-        clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore,
-                               inside=inside, outside=outside)
+        clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore, **maps)
     else:
         timer.lap("augment")
         clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
