@@ -307,7 +307,7 @@ static PyObject *decode_window(PyObject *self, PyObject *args) {
 PyDoc_STRVAR(add_restarts_doc,
 "add_restarts(data, mcus) -> bytes\n\n"
 "The JPEG re-coded without loss (its DCT coefficients copied: the same pixels) as one\n"
-"sequential scan with optimised Huffman tables and a restart marker every n MCUs, n the\n"
+"sequential scan with the standard Huffman tables and a restart marker every n MCUs, n the\n"
 "largest divisor of an MCU row's count not above ``mcus``. APPn and COM markers are kept.");
 
 static PyObject *add_restarts(PyObject *self, PyObject *args) {
@@ -353,7 +353,9 @@ static PyObject *add_restarts(PyObject *self, PyObject *args) {
     created |= 2;
     jpeg_mem_dest(&dst, (unsigned char **)&out, &out_len);
     jpeg_copy_critical_parameters(&src, &dst);
-    dst.optimize_coding = TRUE;
+    /* standard tables: one entropy pass (optimised ones take a second, twice the time on
+     * DAVIS, for files 1.5 % instead of 2.8 % larger than the sources) */
+    dst.optimize_coding = FALSE;
     int max_h = 1;
     for (int c = 0; c < dst.num_components; c++)
         max_h = dst.comp_info[c].h_samp_factor > max_h ? dst.comp_info[c].h_samp_factor : max_h;

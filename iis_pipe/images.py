@@ -94,7 +94,7 @@ def decode_image(data: bytes, ext: str) -> np.ndarray:
 
 def add_restart_markers(data: bytes, mcus: int = 4) -> bytes:
     """The JPEG re-coded without loss for window decoding: the same DCT coefficients (so the
-    same pixels), one sequential scan with optimised Huffman tables, a restart marker every
+    same pixels), one sequential scan with the standard Huffman tables, a restart marker every
     ``n`` MCUs (``n``: the largest divisor of an MCU row's count up to ``mcus``), APPn and COM
     markers kept. ``decode_jpeg_window`` then decodes only the segments that hold a window.
 
