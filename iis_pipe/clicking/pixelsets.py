@@ -73,8 +73,13 @@ def row_counts(kind, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, has
             else:
                 for i in range(n):
                     c += _in_range(drow[i], lo, hi)
-        elif plain and not (uy <= y < uy + u.shape[0]):
-            c = n  # the whole row, nothing to test
+        elif plain:  # the whole row less the union's pixels in it: no per-pixel flags
+            c = n
+            if uy <= y < uy + u.shape[0]:
+                a, b = max(x0, ux), min(x1, ux + u.shape[1])
+                urow = u[y - uy, a - ux:b - ux]
+                for i in range(b - a):
+                    c -= np.int64(urow[i])
         else:
             _row_flags(kind, y, box, d, dy, dx, lo, hi, mask, has_mask, u, uy, ux, ign, has_ign, flags)
             for i in range(n):
