@@ -92,6 +92,21 @@ def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, mo
 
 
 @pytest.mark.realdata
+def test_label_rows_under_the_window_only_change_no_sample(grabcut_shards, monkeypatch):
+    from iis_pipe.records import schema
+
+    # small crops and a large minimum area: many crops are placed more than once
+    cfg = stream_config(grabcut_shards[0], batch_size=8, seed=8, crop_size=(64, 96),
+                        min_object_area=3000, scale_range=(0.5, 1.5))
+    rows_only = _batches(StreamLoader(cfg), 4)
+    whole = schema.decode_layer_rows
+    monkeypatch.setattr(schema, "decode_layer_rows",
+                        lambda members, meta, y0, y1: whole(members, meta, 0, meta["height"]))
+    for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
+        _same(a, b)
+
+
+@pytest.mark.realdata
 def test_photometric_equals_the_saturating_opencv_passes(grabcut_dir):
     import cv2
 

@@ -58,11 +58,20 @@ def decode_array(data: bytes) -> np.ndarray:
         raise ValueError(f"corrupt array member ({e})") from None
 
 
-def decode_rows(data: bytes, lengths: list[int], rows: int, shape: tuple[int, int],
-                dtype: np.dtype, y0: int, y1: int) -> tuple[np.ndarray, int]:
-    """Rows ``[y0, y1)`` (at least) of an ``encode_array_bands`` array of known ``shape`` and
-    ``dtype``, decompressing only the bands that hold them: ``(rows array, its first row)``.
-    Raises ValueError on corrupt data."""
+def decode_rows(data: bytes, lengths: list[int], rows: int, y0: int, y1: int,
+                shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None
+                ) -> tuple[np.ndarray, int]:
+    """Rows ``[y0, y1)`` (at least) of an ``encode_array_bands`` array, decompressing only the
+    bands that hold them (and its header frame, unless ``shape`` and ``dtype`` are given):
+    ``(rows array, its first row)``. Raises ValueError on corrupt data."""
+    if shape is None or dtype is None:
+        try:
+            head = zstandard.ZstdDecompressor().decompress(data[:lengths[0]])
+        except zstandard.ZstdError as e:
+            raise ValueError(f"corrupt array member ({e})") from None
+        if head[:6] != b"\x93NUMPY" or head[6] != 1:
+            raise ValueError("corrupt array member (not a version 1 .npy header)")
+        dtype, shape = _header(bytes(head[10:10 + int.from_bytes(head[8:10], "little")]))
     b0, b1 = max(y0, 0) // rows, min(-(-max(y1, 0) // rows), len(lengths) - 1)
     b1 = max(b1, b0)
     out = np.empty(((b1 - b0) * rows, *shape[1:]), dtype)

@@ -9,7 +9,8 @@ suffix              content
 ``jpg``/``png``     the image: a JPEG re-coded without loss with restart markers (the source's
                     DCT coefficients, so its pixels; see ``images.add_restart_markers``),
                     or untouched (``prepare --jpeg-restarts 0``); other formats as PNG
-``regions.npy.zst`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (``masks``)
+``regions.npy.zst`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (``masks``),
+                    an ``.npy`` cut into zstd frames: its header, then bands of 32 rows
 ``ignore.npy.zst``  ``(H, W)`` bool, True where pixels are ignored (void, boundaries, crowds)
 ``dt.npy.zst``      per-region quantised distance maps over their windows (``distances``),
                     back to back, each an ``.npy`` cut into zstd frames: its header, then
@@ -20,16 +21,17 @@ suffix              content
 Array members are zstd-compressed ``.npy`` files (see ``arrays``).
 
 ``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
-``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``ignored`` (ignore
-pixels: a reader skips an empty mask), ``dt``
+``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``layers_frames``
+(frame lengths of ``regions.npy.zst``), ``ignored`` (ignore pixels: a reader skips an empty
+mask), ``dt``
 (``{"step", "clip", "band_rows"}``), ``regions`` (per region: ``id``, ``layer``, ``label_id``
 (its label in that layer), ``instance``, ``component``, ``area``, ``bbox`` ``[x, y, w, h]``,
 ``dt_window`` ``[y0, x0, h, w]``, ``dt_span`` ``[offset, length]`` of its frames in
 ``dt.npy.zst``, ``dt_frames`` (their lengths), and the source's instance metadata such as
 ``label``) and ``dropped`` (parts removed by ``min_area``).
 
-Version 1 (still read) stored each map as one frame, without ``band_rows`` and ``dt_frames``,
-and had no ``ignored``.
+Version 1 (still read) stored the layers and each map as one frame, without ``layers_frames``,
+``band_rows`` and ``dt_frames``, and had no ``ignored``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ from iis_pipe.records.arrays import decode_array, decode_rows, encode_array, enc
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-DT_BAND_ROWS = 32  # finer bands compress worse: +17 % bytes at 32 rows, +30 % at 16 (DAVIS)
+# rows per zstd frame of the label layers and distance maps (readers decompress the bands they
+# need); finer bands compress worse: distances +17 % bytes at 32 rows, +30 % at 16 (DAVIS)
+BAND_ROWS = 32
 IMAGE_SUFFIXES = ("jpg", "png")
 REGIONS, IGNORE, DT, META = "regions.npy.zst", "ignore.npy.zst", "dt.npy.zst", "meta.json"
 MEMBER_SUFFIXES = IMAGE_SUFFIXES + (REGIONS, IGNORE, DT, META)
@@ -90,7 +94,8 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         q, win = distances.encode_region(m, rm["bbox"], coding)
         crops.append(q)
         windows.append(win)
-    frames, lengths = zip(*[encode_array_bands(q, DT_BAND_ROWS) for q in crops])
+    frames, lengths = zip(*[encode_array_bands(q, BAND_ROWS) for q in crops])
+    layer_bytes, layer_frames = encode_array_bands(layers, BAND_ROWS)
     offsets = np.cumsum([0] + [len(f) for f in frames]).tolist()
     regions = [
         {**to_plain(rm), "id": i, "layer": layer, "label_id": label, "bbox": list(rm["bbox"]),
@@ -105,13 +110,14 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         "mask_files": info.get("mask_files", []),
         "layers": int(layers.shape[0] // h),
         "ignored": int(np.count_nonzero(ignore)),
-        "dt": {"step": coding.step, "clip": coding.clip, "band_rows": DT_BAND_ROWS},
+        "dt": {"step": coding.step, "clip": coding.clip, "band_rows": BAND_ROWS},
+        "layers_frames": layer_frames,
         "regions": regions,
         "dropped": to_plain(info.get("dropped", [])),
     }
     return {
         image_ext: image_bytes,
-        REGIONS: encode_array(layers),
+        REGIONS: layer_bytes,
         IGNORE: encode_array(np.asarray(ignore, bool)),
         DT: b"".join(frames),
         META: json.dumps(meta, sort_keys=True, separators=(",", ":")).encode(),
@@ -152,6 +158,22 @@ def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
     return masks.unpack_layers(decode_array(members[REGIONS]), slots, meta["height"], ids)
 
 
+def decode_layer_rows(members: dict[str, bytes], meta: dict[str, Any], y0: int, y1: int
+                      ) -> tuple[np.ndarray, int]:
+    """At least rows ``[y0, y1)`` of every label layer, decompressing only the bands that hold
+    them (version 1: all): ``((L, n, W) labels, the image row of their first row)``."""
+    h, n_layers = meta["height"], meta["layers"]
+    y0, y1 = max(y0, 0), min(y1, h)
+    if "layers_frames" not in meta:
+        return decode_array(members[REGIONS]).reshape(n_layers, h, -1), 0
+    data, frames = members[REGIONS], meta["layers_frames"]
+    layers = []
+    for j in range(n_layers):  # stacked (L * H, W): each layer's rows are a run of bands
+        rows, first = decode_rows(data, frames, BAND_ROWS, j * h + y0, j * h + y1)
+        layers.append(rows[j * h + y0 - first:j * h + y1 - first])
+    return (layers[0][None] if n_layers == 1 else np.stack(layers)), y0
+
+
 def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
     """``(H, W) bool`` ignore mask."""
     return decode_array(members[IGNORE]).astype(bool, copy=False)
@@ -173,8 +195,8 @@ def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], region: dict
     data = members[DT][offset:offset + length]
     if "dt_frames" not in region:
         return decode_array(data), (wy, wx)
-    rows, first = decode_rows(data, region["dt_frames"], int(meta["dt"]["band_rows"]), (h, w),
-                              np.dtype(np.uint8), y0 - wy, y1 - wy)
+    rows, first = decode_rows(data, region["dt_frames"], int(meta["dt"]["band_rows"]),
+                              y0 - wy, y1 - wy, (h, w), np.dtype(np.uint8))
     return rows, (wy + first, wx)
 
 

@@ -108,16 +108,18 @@ def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> 
     return chosen or [int(np.argmax(areas))]
 
 
-def _fit_crop(layers: np.ndarray, regions: list[dict], chosen: list[int], shape, scaled, flip,
+def _fit_crop(labels, regions: list[dict], chosen: list[int], shape, scaled, flip,
               cfg: SampleConfig, reduce: int, rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
-    pixels; else the best try): ``(plan, warped label layers, target masks (M, Hc, Wc))``."""
-    crop, h = cfg.augment.crop_size, shape[0]
+    pixels; else the best try): ``(plan, warped label layers, target masks (M, Hc, Wc))``.
+    ``labels(y0, y1)``: ``((L, n, W) label layers holding rows [y0, y1), their first row)``."""
+    crop = cfg.augment.crop_size
     if chosen:
         b = np.array([regions[i]["bbox"] for i in chosen], float)
         box = (b[:, 0].min(), b[:, 1].min(), (b[:, 0] + b[:, 2]).max() - 1,
                (b[:, 1] + b[:, 3]).max() - 1)
     best = None
+    layers, first = None, 0
     for _ in range(max(cfg.target.crop_tries, 1)):
         if chosen:
             origin = _place_crop(shape, scaled, flip, box, crop, rng)
@@ -125,8 +127,10 @@ def _fit_crop(layers: np.ndarray, regions: list[dict], chosen: list[int], shape,
             ymax, xmax = aug.origin_range(scaled, crop)
             origin = (int(rng.integers(ymax + 1)), int(rng.integers(xmax + 1)))
         p = aug.plan(shape, scaled, flip, crop, origin, align=reduce)
-        warped = [aug.apply(layers[j:j + h], p, linear=False)
-                  for j in range(0, layers.shape[0], h)]
+        y0, y1 = p.window[:2]
+        if layers is None or y0 < first or min(y1, shape[0]) > first + layers.shape[1]:
+            layers, first = labels(y0, y1)  # only the rows under the window
+        warped = [aug.apply(lay, p, linear=False, offset=(first, 0)) for lay in layers]
         found = [warped[regions[i]["layer"]] == regions[i]["label_id"] for i in chosen]
         if len(found) == 1:  # the common case: no stacking copy
             masks, target = found[0][None], found[0]
@@ -181,14 +185,14 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     chosen = _choose(np.array([r["area"] for r in regions]) * growth, cfg.target, rng)
     timer.lap("region")
 
-    layers = arrays.decode_array(members[schema.REGIONS])
     # version 1 records do not count their ignored pixels: decode to find out
     ignored = meta.get("ignored", 1) > 0
     ignore_full = arrays.decode_array(members[schema.IGNORE]) if ignored else None
     image_bytes = members.get("jpg")
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("decode")
-    p, warped, masks = _fit_crop(layers, regions, chosen, shape, scaled, flip, cfg, reduce, rng)
+    p, warped, masks = _fit_crop(lambda y0, y1: schema.decode_layer_rows(members, meta, y0, y1),
+                                 regions, chosen, shape, scaled, flip, cfg, reduce, rng)
     target_mask = masks[0] if len(chosen) == 1 else masks.any(0)
     labelled = warped[0] > 0
     for lay in warped[1:]:
