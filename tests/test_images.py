@@ -47,9 +47,11 @@ def _check_window(data, window, reduce, fast):
 @pytest.mark.realdata
 @pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
 @pytest.mark.parametrize("fast", [True, False])
-def test_window_equals_the_same_pixels_of_a_whole_decode(fast):
+@pytest.mark.parametrize("recoded", [False, True])  # partial decoding / restart segments
+def test_window_equals_the_same_pixels_of_a_whole_decode(fast, recoded):
     rng = np.random.default_rng(3)
     for data in _real_jpegs():
+        data = images.add_restart_markers(data) if recoded else data
         h, w = simplejpeg.decode_jpeg_header(data)[:2]
         for reduce in (1, 2, 4, 8):
             for _ in range(3):
@@ -57,6 +59,7 @@ def test_window_equals_the_same_pixels_of_a_whole_decode(fast):
                 y1, x1 = int(rng.integers(y0 + 1, h + 9)), int(rng.integers(x0 + 1, w + 9))
                 _check_window(data, (y0, y1, x0, x1), reduce, fast)
         _check_window(data, (0, h, 0, w), 1, fast)
+        _check_window(data, (h - 3, h, w - 5, w), 1, fast)  # the last MCU's partial pixels
 
 
 @pytest.mark.realdata
@@ -108,10 +111,6 @@ def _markers(data: bytes) -> dict[int, list[bytes]]:
     return out
 
 
-def _recoded_real_jpegs() -> list[bytes]:
-    return [images.add_restart_markers(d) for d in _real_jpegs(per_set=3)]
-
-
 @pytest.mark.realdata
 @pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
 def test_restart_recoding_keeps_every_pixel():
@@ -128,23 +127,8 @@ def test_restart_recoding_keeps_every_pixel():
 
 @pytest.mark.realdata
 @pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
-@pytest.mark.parametrize("fast", [True, False])
-def test_window_of_a_restart_coded_jpeg_equals_a_whole_decode(fast):
-    rng = np.random.default_rng(7)
-    for data in _recoded_real_jpegs():
-        h, w = simplejpeg.decode_jpeg_header(data)[:2]
-        for reduce in (1, 2, 4, 8):
-            for _ in range(3):
-                y0, x0 = int(rng.integers(-5, h - 2)), int(rng.integers(-5, w - 2))
-                y1, x1 = int(rng.integers(y0 + 1, h + 9)), int(rng.integers(x0 + 1, w + 9))
-                _check_window(data, (y0, y1, x0, x1), reduce, fast)
-        _check_window(data, (h - 3, h, w - 5, w), 1, fast)  # the last MCU's partial pixels
-
-
-@pytest.mark.realdata
-@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
 def test_a_restart_coded_window_reads_only_its_own_segments():
-    data = _recoded_real_jpegs()[-1]  # DAVIS: 854x480
+    data = images.add_restart_markers(_real_jpegs(per_set=1)[-1])  # DAVIS: 854x480
     h, w = simplejpeg.decode_jpeg_header(data)[:2]
     want = _whole(data, 1, True)
     # Garble the first tenth of the entropy-coded data (0xFF and the byte after it kept: the
