@@ -132,7 +132,7 @@ def apply(array: np.ndarray, p: Plan, *, linear: bool, fill: float = 0,
     interp = cv2.INTER_LINEAR if linear else cv2.INTER_NEAREST_EXACT
     block = cv2.resize(src, (w, h), interpolation=interp)
     if p.flip:
-        block = cv2.flip(block, 1)
+        block = cv2.flip(block, 1, dst=block)  # in place: the resize made a new array
     if (h, w) == tuple(p.crop):  # no padding: the block is the crop
         return block
     out = np.full((*p.crop, *array.shape[2:]), fill, array.dtype)
