@@ -179,6 +179,26 @@ def test_restart_recoding_of_other_jpeg_layouts_keeps_pixels_and_markers():
         images.add_restart_markers(b"\xff\xd8not a jpeg")
 
 
+@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
+def test_jpegs_restarting_elsewhere_than_on_row_segments_decode_all_the_same():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (70, 8 * 16 + 5, 3), dtype=np.uint8), (7, 7), 0)
+    # 9 MCUs per 4:2:0 row: every 3rd divides it (segments), every 4th and 5th do not (the
+    # decoder must notice and decode the usual way), every row's worth of MCUs too
+    for every in (3, 4, 5, 9):
+        buf = io.BytesIO()
+        Image.fromarray(base).save(buf, "JPEG", quality=90, restart_marker_blocks=every)
+        data = buf.getvalue()
+        assert int.from_bytes(_markers(data)[0xDD][0], "big") == every
+        for reduce in (1, 2):
+            _check_window(data, (11, 60, 19, 101), reduce, True)
+            _check_window(data, (0, 70, 40, 133), reduce, False)
+
+
 def test_restart_recoding_needs_the_extension(monkeypatch):
     monkeypatch.setattr(images, "_jpegwindow", None)
     with pytest.raises(RuntimeError, match="not built"):
