@@ -147,9 +147,11 @@ static int parse_tiled(const unsigned char *buf, size_t len, tiled_t *t) {
         } else if ((m >= 0xC2 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)) {
             return 0;  /* progressive, lossless or arithmetic */
         } else if (m == 0xDD) {
+            if (seg < 4)
+                return 0;
             restart = read16(buf + i + 4);
         } else if (m == 0xDA) {
-            if (!sof || !restart || buf[i + 4] != ncomp)
+            if (seg < 3 || !sof || !restart || buf[i + 4] != ncomp)
                 return 0;  /* one scan must hold every component */
             t->data = i + 2 + seg;
             break;
