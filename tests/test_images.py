@@ -203,3 +203,28 @@ def test_restart_recoding_needs_the_extension(monkeypatch):
     monkeypatch.setattr(images, "_jpegwindow", None)
     with pytest.raises(RuntimeError, match="not built"):
         images.add_restart_markers(b"\xff\xd8")
+
+
+@pytest.mark.skipif(images._jpegwindow is None, reason="_jpegwindow extension not built")
+def test_corrupt_restart_coded_jpegs_raise_or_decode_never_crash():
+    # the C code parses headers and scans for markers itself: a bad length or a stray marker
+    # must end in ValueError (or garbage pixels), never in a read past the buffer
+    rng = np.random.default_rng(9)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (96, 160, 3), dtype=np.uint8), (5, 5), 0)
+    good = images.add_restart_markers(simplejpeg.encode_jpeg(base, quality=90), mcus=2)
+    outcomes = set()
+    for it in range(400):
+        d = bytearray(good)
+        if it % 3 == 0:
+            d = d[:int(rng.integers(2, len(d)))]
+        else:  # flips in the header (it % 3 == 1) or anywhere
+            end = min(len(d), 700) if it % 3 == 1 else len(d)
+            for _ in range(int(rng.integers(1, 8))):
+                d[int(rng.integers(0, end))] = int(rng.integers(0, 256))
+        y0, x0 = int(rng.integers(-4, 96)), int(rng.integers(-4, 160))
+        try:
+            images.decode_jpeg_window(bytes(d), (y0, y0 + 40, x0, x0 + 60), 1, True)
+            outcomes.add("decoded")
+        except ValueError:
+            outcomes.add("refused")
+    assert outcomes == {"decoded", "refused"}
