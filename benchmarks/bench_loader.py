@@ -2,11 +2,11 @@
 
     python benchmarks/bench_loader.py [--batches 40]     (IIS_DATA: folder holding DAVIS/)
 
-One core: loader samples/s (in-process, every stage) and whole-image decode-only images/s of
-the same images (simplejpeg; the source files, and the shards' re-coded JPEGs), measured in
-turns (a loader batch, then as many decodes). Then 1 vs 2 DataLoader workers on two cores, in
-alternating runs. Targets: loader >= 0.6x decode-only;
-2 workers >= 1.7x one worker.
+One core: loader samples/s (in-process, every stage) on two shard layouts, JPEGs stored
+untouched (`prepare`'s default) and re-coded with restart markers (`--jpeg-restarts 4`), and
+whole-image decode-only images/s of the source JPEG files (simplejpeg), measured in turns (a
+batch of each loader, then as many decodes). Then 1 vs 2 DataLoader workers on two cores, in
+alternating runs. Targets: loader >= 0.6x decode-only; 2 workers >= 1.7x one worker.
 """
 
 from __future__ import annotations
@@ -23,28 +23,32 @@ from pathlib import Path
 import simplejpeg
 import torch
 
-from pipelines.prepare import prepare
+from pipelines.prepare import RecordParams, prepare
 from pipelines.profile import LoaderResult, profile_loader, shard_jpegs
 from pipelines.stream import StreamLoader, ritm_cocolvis_hrnet18
 
 
-def interleaved(cfg, jpegs: dict[str, list[bytes]], batches: int
-                ) -> tuple[LoaderResult, dict[str, float]]:
-    """Loader samples/s (with stage times) and decode-only images/s per JPEG set, measured in
-    turns: each loader batch is followed by decoding as many JPEGs of each set, so the
-    machine's drifting speed (it is shared) weighs on both sides of the ratios alike."""
-    loader = StreamLoader(cfg, num_workers=0)
-    loader.dataset.times = {}
-    it = iter(loader)
-    next(it)  # warm-up: compiled kernels, opened shards
-    loader.dataset.times.clear()
-    spent = dict.fromkeys(["loader", *jpegs], 0.0)
-    n = d = 0
+def interleaved(cfgs: dict[str, object], jpegs: dict[str, list[bytes]], batches: int
+                ) -> tuple[dict[str, LoaderResult], dict[str, float]]:
+    """Samples/s (with stage times) of each loader and decode-only images/s of each JPEG set,
+    measured in turns: a batch of each loader, then decoding as many JPEGs of each set, so the
+    machine's drifting speed (it is shared) weighs on every side of the ratios alike."""
+    its = {}
+    for name, cfg in cfgs.items():
+        loader = StreamLoader(cfg, num_workers=0)
+        loader.dataset.times = {}
+        its[name] = (loader, iter(loader))
+        next(its[name][1])  # warm-up: compiled kernels, opened shards
+        loader.dataset.times.clear()
+    spent = dict.fromkeys([*cfgs, *jpegs], 0.0)
+    count = dict.fromkeys(cfgs, 0)
+    d = 0
     for _ in range(batches):
-        t0 = time.perf_counter()
-        k = len(next(it)["keys"])
-        spent["loader"] += time.perf_counter() - t0
-        n += k
+        for name, (_, it) in its.items():
+            t0 = time.perf_counter()
+            k = len(next(it)["keys"])
+            spent[name] += time.perf_counter() - t0
+            count[name] += k
         for name, files in jpegs.items():
             fast = name.endswith("fast")
             t0 = time.perf_counter()
@@ -53,9 +57,10 @@ def interleaved(cfg, jpegs: dict[str, list[bytes]], batches: int
                                        fastupsample=fast)
             spent[name] += time.perf_counter() - t0
         d += k
-    stages = {s: v / n for s, v in loader.dataset.times.items()}
-    return (LoaderResult(0, n, spent["loader"], stages),
-            {name: d / spent[name] for name in jpegs})
+    loaders = {name: LoaderResult(0, count[name], spent[name],
+                                  {s: v / count[name] for s, v in loader.dataset.times.items()})
+               for name, (loader, _) in its.items()}
+    return loaders, {name: d / spent[name] for name in jpegs}
 
 
 def main() -> int:
@@ -68,29 +73,28 @@ def main() -> int:
         print(f"DAVIS not found at {davis}; set IIS_DATA", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        shards = Path(tmp) / "davis"
-        prepare(davis, shards, workers=2, progress=False, shard_count=40)
-        cfg = ritm_cocolvis_hrnet18(shards, samples_per_epoch=28 * (args.batches + 4))
-        # The source files are the baseline: prepare re-codes the stored JPEGs (same pixels,
-        # restart markers), which decode whole about 2 % slower.
+        cfgs = {}
+        for name, restarts in (("untouched JPEGs", 0), ("restart segments", 4)):
+            shards = Path(tmp) / f"davis{restarts}"
+            prepare(davis, shards, workers=2, progress=False, shard_count=40,
+                    params=RecordParams(jpeg_restarts=restarts))
+            cfgs[name] = ritm_cocolvis_hrnet18(shards, samples_per_epoch=28 * (args.batches + 4))
         source = [p.read_bytes() for p in sorted((davis / "img").glob("*.jpg"))]
-        jpegs = {"source": source, "stored": shard_jpegs(shards), "source fast": source}
-        inproc, dec = interleaved(cfg, jpegs, args.batches)
-        ratio = inproc.samples_per_s / dec["source"]
+        jpegs = {"source": source, "re-coded": shard_jpegs(shards), "source fast": source}
+        loaders, dec = interleaved(cfgs, jpegs, args.batches)
         print(f"DAVIS, {len(source)} JPEGs, RITM recipe (batch 28, 320x480), one core")
-        print(f"decode-only, simplejpeg default, source files:   {dec['source']:.1f} images/s")
-        print(f"decode-only, simplejpeg default, stored (re-coded): {dec['stored']:.1f} images/s")
-        print(f"decode-only, simplejpeg fast flags, source files: {dec['source fast']:.1f} "
-              f"images/s")
-        print(f"loader in-process: {inproc.samples_per_s:.1f} samples/s = {ratio:.2f}x default "
-              f"decode-only of the source files (target 0.6x: "
-              f"{'met' if ratio >= 0.6 else 'MISSED'}), "
-              f"{inproc.samples_per_s / dec['stored']:.2f}x of the stored ones, "
-              f"{inproc.samples_per_s / dec['source fast']:.2f}x fast decode-only")
-        total = sum(inproc.stages.values())
-        for stage, sec in sorted(inproc.stages.items(), key=lambda kv: -kv[1]):
-            print(f"  {stage:<9}{1000 * sec:7.2f} ms/sample  {100 * sec / total:5.1f}%")
+        print(f"decode-only, simplejpeg default, source files: {dec['source']:.1f} images/s "
+              f"(fast flags {dec['source fast']:.1f}; re-coded files {dec['re-coded']:.1f})")
+        for name, res in loaders.items():
+            ratio = res.samples_per_s / dec["source"]
+            print(f"loader in-process, {name}: {res.samples_per_s:.1f} samples/s = {ratio:.2f}x "
+                  f"decode-only (target 0.6x: {'met' if ratio >= 0.6 else 'MISSED'}), "
+                  f"{res.samples_per_s / dec['source fast']:.2f}x fast decode-only")
+            total = sum(res.stages.values())
+            for stage, sec in sorted(res.stages.items(), key=lambda kv: -kv[1]):
+                print(f"  {stage:<9}{1000 * sec:7.2f} ms/sample  {100 * sec / total:5.1f}%")
 
+        cfg = cfgs["restart segments"]
         cores = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))[:2]
         os.sched_setaffinity(0, set(cores))
         runs = {1: [0, 0.0], 2: [0, 0.0]}  # samples, seconds

@@ -40,9 +40,9 @@ class RecordParams:
     min_area: int = 1
     dt_step: float = 1.0
     dt_clip: int = 255
-    # JPEGs re-coded without loss with a restart marker every this many MCUs, so the training
-    # stream decodes only a crop's segments (0: JPEG bytes kept untouched)
-    jpeg_restarts: int = 4
+    # 0: JPEG bytes stored untouched. N: re-coded without loss (the same pixels) with a restart
+    # marker every N MCUs, so the training stream decodes only a crop's segments (4 is good)
+    jpeg_restarts: int = 0
 
     @property
     def coding(self) -> DistanceCoding:

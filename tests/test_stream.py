@@ -13,7 +13,7 @@ from PIL import Image
 
 from iis_pipe.errors import BadInput
 from iis_pipe.stream.augment import apply, plan
-from pipelines.prepare import prepare
+from pipelines.prepare import RecordParams, prepare
 from pipelines.stream import ShardStream, StreamLoader, ritm_cocolvis_hrnet18, stream_config
 
 NO_PHOTO = dict(brightness_contrast_prob=0.0, rgb_shift_prob=0.0)
@@ -27,6 +27,17 @@ def grabcut_shards(tmp_path_factory):
     out = tmp_path_factory.mktemp("gc") / "shards"
     prepare(root, out, workers=2, progress=False, shard_count=7)
     return out, root
+
+
+@pytest.fixture(scope="module")
+def grabcut_restart_shards(tmp_path_factory):
+    """GrabCut with JPEGs re-coded with restart markers (``prepare --jpeg-restarts 4``)."""
+    from conftest import real_set
+
+    out = tmp_path_factory.mktemp("gc_rst") / "shards"
+    prepare(real_set("GrabCut"), out, workers=2, progress=False, shard_count=7,
+            params=RecordParams(jpeg_restarts=4))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -189,12 +200,15 @@ def test_image_is_the_original_pixels_at_scale_one(grabcut_shards):
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("fast", [True, False])
-def test_window_decoding_changes_no_pixel(grabcut_shards, monkeypatch, fast):
+@pytest.mark.parametrize("restarts", [False, True])  # partial decoding / restart segments
+def test_window_decoding_changes_no_pixel(grabcut_shards, request, monkeypatch, fast, restarts):
     from iis_pipe import images
 
     if images._jpegwindow is None:
         pytest.skip("_jpegwindow extension not built")
-    cfg = stream_config(grabcut_shards[0], batch_size=8, seed=4, fast_decode=fast)
+    shards = (request.getfixturevalue("grabcut_restart_shards") if restarts
+              else grabcut_shards[0])
+    cfg = stream_config(shards, batch_size=8, seed=4, fast_decode=fast)
     windowed = _batches(StreamLoader(cfg), 3)
     monkeypatch.setattr(images, "_jpegwindow", None)  # whole-image decoding
     for a, b in zip(windowed, _batches(StreamLoader(cfg), 3), strict=True):

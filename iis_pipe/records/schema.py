@@ -6,9 +6,9 @@ tar it is the group of members ``{key}.{suffix}``:
 ==================  =======================================================================
 suffix              content
 ==================  =======================================================================
-``jpg``/``png``     the image: a JPEG re-coded without loss with restart markers (the source's
-                    DCT coefficients, so its pixels; see ``images.add_restart_markers``),
-                    or untouched (``prepare --jpeg-restarts 0``); other formats as PNG
+``jpg``/``png``     the image: JPEG bytes untouched, or (``prepare --jpeg-restarts N``) re-coded
+                    without loss with restart markers (the source's DCT coefficients, so its
+                    pixels; see ``images.add_restart_markers``); other formats as PNG
 ``regions.npy.zst`` region masks as stacked label layers ``(L*H, W)`` uint8/uint16 (``masks``),
                     an ``.npy`` cut into zstd frames: its header, then bands of 32 rows
 ``ignore.npy.zst``  ``(H, W)`` bool, True where pixels are ignored (void, boundaries, crowds)
