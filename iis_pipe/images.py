@@ -92,6 +92,11 @@ def decode_image(data: bytes, ext: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def restart_markers_available() -> bool:
+    """Whether ``add_restart_markers`` can run here (the ``_jpegwindow`` extension is built)."""
+    return _jpegwindow is not None
+
+
 def add_restart_markers(data: bytes, mcus: int = 4) -> bytes:
     """The JPEG re-coded without loss for window decoding: the same DCT coefficients (so the
     same pixels), one sequential scan with the standard Huffman tables, a restart marker every

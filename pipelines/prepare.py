@@ -178,7 +178,7 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
     """
     out = Path(out)
     options = dict(source_options or {})
-    if params.jpeg_restarts and images._jpegwindow is None:
+    if params.jpeg_restarts and not images.restart_markers_available():
         warnings.warn("JPEGs are stored untouched (no restart markers): the iis_pipe._jpegwindow "
                       "extension is not built; the training stream will decode more of each "
                       "image", stacklevel=2)

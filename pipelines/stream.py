@@ -188,8 +188,8 @@ class ShardStream(IterableDataset):
                 current = k
                 # default_rng([...])'s very generator, built without its argument checks (half
                 # of its 40 us)
-                seq = np.random.SeedSequence([cfg.seed, self.epoch, p])
-                rng = np.random.Generator(np.random.PCG64(seq))
+                seeds = np.random.SeedSequence([cfg.seed, self.epoch, p])
+                rng = np.random.Generator(np.random.PCG64(seeds))
                 if buffers is None:
                     buffers = batch_buffers(bsz, cfg.sample.augment.crop_size, cfg.image_dtype,
                                             cfg.target_dtype)

@@ -46,32 +46,29 @@ def decode_array(data: bytes) -> np.ndarray:
     try:
         dec = zstandard.ZstdDecompressor()
         raw = dec.decompress(data)  # the first frame only, but in one piece: the common case
-        if raw[:6] != b"\x93NUMPY" or raw[6] != 1:
-            raise ValueError("not a version 1 .npy payload")
-        n = int.from_bytes(raw[8:10], "little")
-        dtype, shape = _header(bytes(raw[10:10 + n]))
+        dtype, shape, offset = _npy_header(raw)
         count = int(np.prod(shape))
-        if len(raw) < 10 + n + count * dtype.itemsize:  # banded: read on across the frames
+        if len(raw) < offset + count * dtype.itemsize:  # banded: read on across the frames
             raw = dec.decompressobj(read_across_frames=True).decompress(data)
-        return np.frombuffer(raw, dtype, count=count, offset=10 + n).reshape(shape)
+        return np.frombuffer(raw, dtype, count=count, offset=offset).reshape(shape)
     except (zstandard.ZstdError, ValueError, SyntaxError) as e:
         raise ValueError(f"corrupt array member ({e})") from None
 
 
+def decode_bands_header(data: bytes, lengths: list[int]) -> tuple[np.dtype, tuple[int, ...]]:
+    """``(dtype, shape)`` of an ``encode_array_bands`` array, from its header frame alone."""
+    try:
+        dtype, shape, _ = _npy_header(zstandard.ZstdDecompressor().decompress(data[:lengths[0]]))
+    except (zstandard.ZstdError, ValueError, SyntaxError) as e:
+        raise ValueError(f"corrupt array member ({e})") from None
+    return dtype, shape
+
+
 def decode_rows(data: bytes, lengths: list[int], rows: int, y0: int, y1: int,
-                shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None
-                ) -> tuple[np.ndarray, int]:
-    """Rows ``[y0, y1)`` (at least) of an ``encode_array_bands`` array, decompressing only the
-    bands that hold them (and its header frame, unless ``shape`` and ``dtype`` are given):
+                shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Rows ``[y0, y1)`` (at least) of an ``encode_array_bands`` array of ``shape`` and
+    ``dtype`` (see ``decode_bands_header``), decompressing only the bands that hold them:
     ``(rows array, its first row)``. Raises ValueError on corrupt data."""
-    if shape is None or dtype is None:
-        try:
-            head = zstandard.ZstdDecompressor().decompress(data[:lengths[0]])
-        except zstandard.ZstdError as e:
-            raise ValueError(f"corrupt array member ({e})") from None
-        if head[:6] != b"\x93NUMPY" or head[6] != 1:
-            raise ValueError("corrupt array member (not a version 1 .npy header)")
-        dtype, shape = _header(bytes(head[10:10 + int.from_bytes(head[8:10], "little")]))
     b0, b1 = max(y0, 0) // rows, min(-(-max(y1, 0) // rows), len(lengths) - 1)
     b1 = max(b1, b0)
     out = np.empty(((b1 - b0) * rows, *shape[1:]), dtype)
@@ -90,6 +87,14 @@ def decode_rows(data: bytes, lengths: list[int], rows: int, y0: int, y1: int,
     if pos != count * out[:1].nbytes:
         raise ValueError(f"corrupt array member (bands {b0}..{b1} hold {pos} bytes)")
     return out[:count], b0 * rows
+
+
+def _npy_header(raw: bytes) -> tuple[np.dtype, tuple[int, ...], int]:
+    """``(dtype, shape, data offset)`` of ``.npy`` bytes (version 1 headers, as numpy writes)."""
+    if raw[:6] != b"\x93NUMPY" or raw[6] != 1:
+        raise ValueError("not a version 1 .npy payload")
+    n = int.from_bytes(raw[8:10], "little")
+    return (*_header(bytes(raw[10:10 + n])), 10 + n)
 
 
 _HEADER = re.compile(r"\{'descr': '([^']+)', 'fortran_order': (True|False), "

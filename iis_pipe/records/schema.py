@@ -46,7 +46,8 @@ import numpy as np
 from iis_pipe.images import decode_image
 from iis_pipe.plain import to_plain
 from iis_pipe.records import distances, masks
-from iis_pipe.records.arrays import decode_array, decode_rows, encode_array, encode_array_bands
+from iis_pipe.records.arrays import (decode_array, decode_bands_header, decode_rows, encode_array,
+                                     encode_array_bands)
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -167,9 +168,10 @@ def decode_layer_rows(members: dict[str, bytes], meta: dict[str, Any], y0: int, 
     if "layers_frames" not in meta:
         return decode_array(members[REGIONS]).reshape(n_layers, h, -1), 0
     data, frames = members[REGIONS], meta["layers_frames"]
+    dtype, shape = decode_bands_header(data, frames)
     layers = []
     for j in range(n_layers):  # stacked (L * H, W): each layer's rows are a run of bands
-        rows, first = decode_rows(data, frames, BAND_ROWS, j * h + y0, j * h + y1)
+        rows, first = decode_rows(data, frames, BAND_ROWS, j * h + y0, j * h + y1, shape, dtype)
         layers.append(rows[j * h + y0 - first:j * h + y1 - first])
     return (layers[0][None] if n_layers == 1 else np.stack(layers)), y0
 
