@@ -140,27 +140,34 @@ def test_stored_distance_rows_decode_only_their_bands(davis_dir, monkeypatch):
                                    distances.DistanceCoding())
     rec_meta = schema.decode_meta(members)
     band = rec_meta["dt"]["band_rows"]
-    decompressed = []
-    real = arrays.zstandard.ZstdDecompressor.decompress
-    monkeypatch.setattr(arrays.zstandard.ZstdDecompressor, "decompress",
-                        lambda self, data: decompressed.append(len(data)) or real(self, data))
     rng = np.random.default_rng(4)
     for r in rec_meta["regions"]:
         full = schema.decode_dt_window(members, r)  # all frames: the whole .npy
         wy, wx, wh, ww = r["dt_window"]
         assert full.shape == (wh, ww)
-        for _ in range(5):
+        offset, _ = r["dt_span"]
+        starts = offset + np.cumsum([0, *r["dt_frames"]])  # frame j: starts[j]..starts[j + 1]
+        for _ in range(6):
             y0 = int(rng.integers(-10, h))
             y1 = int(rng.integers(y0 + 1, h + 10))
-            decompressed.clear()
-            q, (oy, ox) = schema.decode_dt_rows(members, rec_meta, r, y0, y1)
-            assert ox == wx and (oy - wy) % band == 0
             a, b = max(y0, wy), min(y1, wy + wh)
+            # garble every band that holds none of the asked rows: reading one fails
+            needed = range((a - wy) // band, -(-(b - wy) // band)) if a < b else range(0)
+            garbled = bytearray(members[schema.DT])
+            for j in range(len(r["dt_frames"]) - 1):
+                if j not in needed:
+                    garbled[starts[j + 1]:starts[j + 2]] = b"\xff" * (starts[j + 2] - starts[j + 1])
+            q, (oy, ox) = schema.decode_dt_rows({**members, schema.DT: bytes(garbled)},
+                                                rec_meta, r, y0, y1)
+            assert ox == wx and (oy - wy) % band == 0
             if a < b:  # every asked row of the window is there, equal to the whole decode
                 assert oy <= a and oy + len(q) >= b
                 np.testing.assert_array_equal(q, full[oy - wy:oy - wy + len(q)])
-            # bands only where asked (at most one partial band either side)
-            assert len(decompressed) == -(-len(q) // band) <= -(-max(b - a, 0) // band) + 1
+            assert -(-len(q) // band) == len(needed)
+    garbled = bytearray(members[schema.DT])  # every band of the last region
+    garbled[starts[1]:starts[-1]] = b"\xff" * (starts[-1] - starts[1])
+    with pytest.raises(ValueError, match="corrupt array member"):  # garbling is seen
+        schema.decode_dt_rows({**members, schema.DT: bytes(garbled)}, rec_meta, r, 0, h)
 
 
 def test_version_1_records_still_read():

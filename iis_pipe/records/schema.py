@@ -194,7 +194,7 @@ def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], region: dict
     first pixel in the image)``; rows off the window are not there (they read as ``clip``)."""
     wy, wx, h, w = region["dt_window"]
     offset, length = region["dt_span"]
-    data = members[DT][offset:offset + length]
+    data = memoryview(members[DT])[offset:offset + length]
     if "dt_frames" not in region:
         return decode_array(data), (wy, wx)
     rows, first = decode_rows(data, region["dt_frames"], int(meta["dt"]["band_rows"]),
