@@ -170,27 +170,58 @@ def test_stored_distance_rows_decode_only_their_bands(davis_dir, monkeypatch):
         schema.decode_dt_rows({**members, schema.DT: bytes(garbled)}, rec_meta, r, 0, h)
 
 
-def test_version_1_records_still_read():
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_versions_still_read(version):
     rng = np.random.default_rng(1)
-    m = np.zeros((40, 50), bool)
-    m[10:25, 12:30] = True
+    m = np.zeros((80, 50), bool)
+    m[10:65, 12:30] = True
     q, win = distances.encode_region(m, bbox_xywh(m), distances.DistanceCoding())
-    members = schema.encode_record("k", b"", "jpg", (40, 50), m[None], [{"bbox": bbox_xywh(m)}],
-                                   np.zeros((40, 50), bool), {"source": "x", "split": "y"},
+    members = schema.encode_record("k", b"", "jpg", (80, 50), m[None], [{"bbox": bbox_xywh(m)}],
+                                   np.zeros((80, 50), bool), {"source": "x", "split": "y"},
                                    distances.DistanceCoding())
+    assert members[schema.DT][:4] == b"\x04\x22\x4d\x18"  # version 3: LZ4 frames
     meta = json.loads(members[schema.META])
-    v2_meta = json.loads(members[schema.META])
-    # what version 1 wrote: one frame per map, no bands
-    frame = arrays.encode_array(q)
-    meta["schema"] = 1
-    del meta["dt"]["band_rows"], meta["regions"][0]["dt_frames"]
+    v3_meta = json.loads(members[schema.META])
+    meta["schema"] = version
+    if version == 1:  # one zstd frame per map, no bands
+        frame = arrays.encode_array(q)
+        del meta["dt"]["band_rows"], meta["regions"][0]["dt_frames"]
+    else:  # zstd bands
+        frame, meta["regions"][0]["dt_frames"] = arrays.encode_array_bands(q, schema.BAND_ROWS)
     meta["regions"][0]["dt_span"] = [0, len(frame)]
-    v1 = {**members, schema.DT: frame, schema.META: json.dumps(meta).encode()}
-    got, origin = schema.decode_dt_rows(v1, schema.decode_meta(v1), meta["regions"][0],
-                                        *sorted(rng.integers(0, 40, 2)))
-    assert origin == win[:2]
-    np.testing.assert_array_equal(got, q)
-    np.testing.assert_array_equal(schema.decode_dt(v1, meta), schema.decode_dt(members, v2_meta))
+    old = {k: v for k, v in members.items() if k != schema.DT}
+    old.update({schema.DT_ZSTD: frame, schema.META: json.dumps(meta).encode()})
+    for _ in range(4):
+        y0, y1 = sorted(rng.integers(0, 80, 2))
+        got, origin = schema.decode_dt_rows(old, schema.decode_meta(old), meta["regions"][0],
+                                            y0, y1 + 1)
+        want, want_origin = schema.decode_dt_rows(members, v3_meta, v3_meta["regions"][0],
+                                                  y0, y1 + 1)
+        assert origin[1] == win[1] and origin[0] <= max(y0, win[0])
+        np.testing.assert_array_equal(got, q[origin[0] - win[0]:origin[0] - win[0] + len(got)])
+        if version == 2:
+            assert origin == want_origin
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(schema.decode_dt(old, meta), schema.decode_dt(members, v3_meta))
+
+
+@pytest.mark.parametrize("codec", arrays.CODECS)
+def test_banded_arrays_read_whole_or_by_rows_and_refuse_corruption(codec):
+    a = np.random.default_rng(2).integers(0, 50, (150, 37)).astype(np.uint16)
+    data, lengths = arrays.encode_array_bands(a, 32, codec)
+    assert len(lengths) == 1 + 5 and sum(lengths) == len(data)
+    np.testing.assert_array_equal(arrays.decode_array(data), a)
+    dtype, shape = arrays.decode_bands_header(data, lengths)
+    assert (dtype, shape) == (a.dtype, a.shape)
+    for y0, y1 in ((0, 1), (31, 33), (64, 150), (140, 400), (-5, 3)):
+        rows, first = arrays.decode_rows(data, lengths, 32, y0, y1, shape, dtype)
+        assert first <= max(y0, 0) and first + len(rows) >= min(y1, 150) and first % 32 == 0
+        np.testing.assert_array_equal(rows, a[first:first + len(rows)])
+    for bad in (data[:-5], data[:lengths[0] + 7], data[:lengths[0]] + b"\x00" * (len(data) - lengths[0])):
+        with pytest.raises(ValueError, match="corrupt array member"):
+            arrays.decode_array(bad)
+    with pytest.raises(ValueError, match="corrupt array member"):
+        arrays.decode_rows(data[:-5], lengths, 32, 100, 150, shape, dtype)
 
 
 def test_checksum_sees_every_byte():

@@ -1,9 +1,12 @@
-"""Lossless array members: ``.npy`` (self-describing dtype and shape) compressed with zstd.
+"""Lossless array members: ``.npy`` files (self-describing dtype and shape) compressed with
+zstd or cut into LZ4 frames.
 
 Chosen over PNG for masks and distance maps because decoding is what the training stream pays
 for every sample: on DAVIS a record's distance maps decode in 0.6 ms from zstd against 3.4-4 ms
 from PNG, at 0.51x the JPEG bytes (PNG: 0.43x); label layers decode in 0.1 ms against 1.5 ms.
-Any tool can read a member: ``zstd -d`` then ``numpy.load``.
+Banded distance maps use LZ4 frames (high-compression level 3): 2.7x zstd's decoding speed for
+13 % more bytes. Any tool can read a member: ``zstd -d`` or ``lz4 -d``, then ``numpy.load``;
+``decode_array`` tells the codecs apart by their frame magic numbers.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ import io
 import re
 from functools import lru_cache
 
+import lz4.frame
 import numpy as np
 import zstandard
 
 LEVEL = 3
+LZ4_LEVEL = 3  # the first high-compression level: smaller than levels 0-2, decodes faster
+CODECS = ("zstd", "lz4")
+_ZSTD_MAGIC, _LZ4_MAGIC = b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
+_ERRORS = (zstandard.ZstdError, RuntimeError, ValueError, SyntaxError)  # lz4 raises RuntimeError
 
 
 def encode_array(array: np.ndarray) -> bytes:
@@ -26,40 +34,78 @@ def encode_array(array: np.ndarray) -> bytes:
     return zstandard.ZstdCompressor(level=LEVEL).compress(buf.getbuffer())
 
 
-def encode_array_bands(array: np.ndarray, rows: int) -> tuple[bytes, list[int]]:
-    """``encode_array`` cut into zstd frames: the ``.npy`` header, then ``rows`` rows of
-    ``array`` per frame. Back to back the frames are one zstd stream of the same ``.npy``
-    (``zstd -d`` and ``decode_array`` read it whole); ``decode_rows`` reads some bands only.
-    Returns the bytes and the frame lengths."""
+def _compressor(codec: str):
+    if codec == "zstd":
+        return zstandard.ZstdCompressor(level=LEVEL).compress
+    if codec == "lz4":
+        return lambda b: lz4.frame.compress(b, compression_level=LZ4_LEVEL, store_size=True)
+    raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
+
+
+def encode_array_bands(array: np.ndarray, rows: int, codec: str = "zstd"
+                       ) -> tuple[bytes, list[int]]:
+    """``.npy`` bytes of ``array`` cut into frames of ``codec`` (``"zstd"`` or ``"lz4"``): the
+    header, then ``rows`` rows of ``array`` per frame. Back to back the frames decompress to
+    the whole ``.npy`` (``zstd -d``, ``lz4 -d`` and ``decode_array`` read it whole);
+    ``decode_rows`` reads some bands only. Returns the bytes and the frame lengths."""
     array = np.ascontiguousarray(array)
     head = io.BytesIO()
     np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
-    comp = zstandard.ZstdCompressor(level=LEVEL)
-    frames = [comp.compress(head.getvalue())]
-    frames += [comp.compress(array[i:i + rows].tobytes()) for i in range(0, len(array), rows)]
+    compress = _compressor(codec)
+    frames = [compress(head.getvalue())]
+    frames += [compress(array[i:i + rows].tobytes()) for i in range(0, len(array), rows)]
     return b"".join(frames), [len(f) for f in frames]
+
+
+def _lz4_frames(data) -> bytes:
+    """Concatenated LZ4 frames -> their decompressed bytes, joined."""
+    out, data = [], memoryview(data)
+    while len(data):
+        dec = lz4.frame.LZ4FrameDecompressor()
+        out.append(dec.decompress(data))
+        if not dec.eof:
+            raise ValueError("truncated LZ4 frame")
+        data = memoryview(dec.unused_data) if dec.unused_data else data[:0]
+    return b"".join(out)
 
 
 def decode_array(data: bytes) -> np.ndarray:
     """Inverse of ``encode_array`` and ``encode_array_bands`` (a read-only view of the
     decompressed bytes); raises ValueError on corrupt data."""
     try:
-        dec = zstandard.ZstdDecompressor()
-        raw = dec.decompress(data)  # the first frame only, but in one piece: the common case
-        dtype, shape, offset = _npy_header(raw)
-        count = int(np.prod(shape))
-        if len(raw) < offset + count * dtype.itemsize:  # banded: read on across the frames
-            raw = dec.decompressobj(read_across_frames=True).decompress(data)
-        return np.frombuffer(raw, dtype, count=count, offset=offset).reshape(shape)
-    except (zstandard.ZstdError, ValueError, SyntaxError) as e:
+        if bytes(data[:4]) == _LZ4_MAGIC:
+            raw = _lz4_frames(data)
+            dtype, shape, offset = _npy_header(raw)
+        else:
+            dec = zstandard.ZstdDecompressor()
+            raw = dec.decompress(data)  # the first frame only, in one piece: the common case
+            dtype, shape, offset = _npy_header(raw)
+            if len(raw) < offset + int(np.prod(shape)) * dtype.itemsize:  # banded: read on
+                raw = dec.decompressobj(read_across_frames=True).decompress(data)
+        return np.frombuffer(raw, dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+    except _ERRORS as e:
         raise ValueError(f"corrupt array member ({e})") from None
+
+
+def _decompress_frames(data, lengths: list[int]) -> bytes:
+    """Consecutive frames of lengths ``lengths`` at the start of ``data``, decompressed."""
+    if bytes(data[:4]) == _LZ4_MAGIC:
+        out, pos = [], 0
+        for n in lengths:
+            out.append(lz4.frame.decompress(data[pos:pos + n]))
+            pos += n
+        return b"".join(out)
+    # zstd reads on across frames: one call for all the bands (a call per band cost more than
+    # decompressing the small label bands)
+    return zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(
+        data[:sum(lengths)])
 
 
 def decode_bands_header(data: bytes, lengths: list[int]) -> tuple[np.dtype, tuple[int, ...]]:
     """``(dtype, shape)`` of an ``encode_array_bands`` array, from its header frame alone."""
     try:
-        dtype, shape, _ = _npy_header(zstandard.ZstdDecompressor().decompress(data[:lengths[0]]))
-    except (zstandard.ZstdError, ValueError, SyntaxError) as e:
+        dtype, shape, _ = _npy_header(_decompress_frames(memoryview(data), lengths[:1]))
+    except _ERRORS as e:
         raise ValueError(f"corrupt array member ({e})") from None
     return dtype, shape
 
@@ -72,14 +118,10 @@ def decode_rows(data: bytes, lengths: list[int], rows: int, y0: int, y1: int,
     b0, b1 = max(y0, 0) // rows, min(-(-max(y1, 0) // rows), len(lengths) - 1)
     b1 = max(b1, b0)
     start = sum(lengths[:b0 + 1])  # past the header frame and the bands above
-    end = start + sum(lengths[b0 + 1:b1 + 1])
     count = max(min(b1 * rows, shape[0]) - b0 * rows, 0)
     try:
-        # the bands are consecutive frames: one call reads them all (a call per band cost
-        # more than the decompression of the small label bands), with no copy of the input
-        raw = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(
-            memoryview(data)[start:end])
-    except zstandard.ZstdError as e:
+        raw = _decompress_frames(memoryview(data)[start:], lengths[b0 + 1:b1 + 1])
+    except _ERRORS as e:
         raise ValueError(f"corrupt array member ({e})") from None
     size = count * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     if len(raw) != size:
