@@ -106,6 +106,48 @@ def test_sampler_equals_argwhere_reference_grabcut_ignore(grabcut_dir):
         _compare(p.name, (a == 255)[None], a == 128, seeds=[i], without_dt=i % 2 == 0)
 
 
+@pytest.mark.realdata
+def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
+    from iis_pipe.records import distances
+    from iis_pipe.regions.candidates import bbox_xywh
+
+    coding = distances.DistanceCoding()
+    for i, (name, regions, ignore) in enumerate(_davis_instances(davis_dir, 8)):
+        if ignore is None and i % 2:  # every other frame: ignore every 7th row
+            ignore = np.zeros(regions.shape[1:], bool)
+            ignore[::7] = True
+        # stored maps as the stream reads them: quantised, rescaled by a resize factor
+        q = np.stack([distances.unpack_region(*distances.encode_region(r, bbox_xywh(r), coding),
+                                              r.shape, coding.clip) for r in regions])
+        for ci, (cfg, merge_prob, max_merged) in enumerate(CONFIGS):
+            seed = 10 * i + ci
+            scale = np.float32((1.0, 1.3, 0.7)[ci])
+            sel = choose_regions(np.random.default_rng(seed), regions.sum(axis=(1, 2)),
+                                 0.5 if ci == 0 else merge_prob, max_merged)
+            rest = np.delete(regions, sel, axis=0)
+            kw = dict(other=rest.any(axis=0) if len(rest) else None, ignore=ignore)
+            maps = [distances.inside_outside(q[j], regions[j], coding, scale) for j in sel]
+            inside, outside = np.stack([m[0] for m in maps]), np.stack([m[1] for m in maps])
+            want = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), inside=inside,
+                                 outside=outside, **kw)
+            if scale >= 1:  # maps no shorter than the pixels' distances: the band's box holds
+                # the whole band, and the argwhere statement agrees
+                ref = sample_clicks_reference(regions[sel], cfg, np.random.default_rng(seed),
+                                              inside=inside, outside=outside, **kw)
+                assert np.array_equal(want, ref), (name, ci, seed)
+            got = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), levels=q[sel],
+                                scale=scale, **kw)
+            assert np.array_equal(got, want), (name, ci, seed)
+            y0, y1, x0, x1 = distance_window(regions[sel], cfg)
+            win = sample_clicks(regions[sel], cfg, np.random.default_rng(seed),
+                                levels=q[sel][:, y0:y1, x0:x1], scale=scale, origin=(y0, x0), **kw)
+            assert np.array_equal(win, want), (name, ci, seed, "window")
+    with pytest.raises(ValueError, match="not both"):
+        sample_clicks(regions[:1], cfg, np.random.default_rng(0), levels=q[:1], inside=inside[:1])
+    with pytest.raises(ValueError, match="does not cover"):
+        sample_clicks(regions[:1], cfg, np.random.default_rng(0), levels=q[:1, :5], scale=1.0)
+
+
 def test_sampler_synthetic_edge_cases():
     h, w = 40, 50
     tiny = np.zeros((h, w), bool)

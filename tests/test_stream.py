@@ -102,6 +102,37 @@ def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, mo
         _same(a, b)
 
 
+@pytest.mark.parametrize("shards", ["grabcut_shards", "toy_shards"])
+def test_stored_levels_give_the_clicks_of_float_maps(shards, request, monkeypatch):
+    """The stream hands the sampler resized stored levels; the float inside / outside maps
+    made of them (``distances.inside_outside``) give the same batches."""
+    import iis_pipe.stream.sample as sample
+    from iis_pipe.records import distances
+
+    root = request.getfixturevalue(shards)
+    cfg = stream_config(root[0] if isinstance(root, tuple) else root, batch_size=8, seed=6,
+                        merge_prob=0.6)
+    with_levels = _batches(StreamLoader(cfg), 3)
+    real = sample.sample_clicks
+    calls = []
+
+    def floats(masks, scfg, rng, levels=None, scale=1.0, origin=(0, 0), **kw):
+        if levels is None:  # the targets fell out of the crop
+            return real(masks, scfg, rng, origin=origin, **kw)
+        assert levels.dtype == np.uint8
+        (y0, x0), (h, w) = origin, levels.shape[1:]
+        maps = [distances.inside_outside(q, m[y0:y0 + h, x0:x0 + w], distances.DistanceCoding(),
+                                         scale) for q, m in zip(levels, masks)]
+        calls.append(len(masks))
+        return real(masks, scfg, rng, inside=np.stack([a for a, _ in maps]),
+                    outside=np.stack([b for _, b in maps]), origin=origin, **kw)
+
+    monkeypatch.setattr(sample, "sample_clicks", floats)
+    for a, b in zip(with_levels, _batches(StreamLoader(cfg), 3), strict=True):
+        _same(a, b)
+    assert len(calls) >= 20 and (shards == "grabcut_shards" or max(calls) > 1)
+
+
 @pytest.mark.realdata
 def test_label_rows_under_the_window_only_change_no_sample(grabcut_shards, monkeypatch):
     from iis_pipe.records import schema

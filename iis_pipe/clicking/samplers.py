@@ -128,9 +128,14 @@ def _pick_all(sets, keys, u) -> list:
 
 
 class _BoxSets:
-    """Pixel sets of one sample, counted and picked on bounding boxes (see module doc)."""
+    """Pixel sets of one sample, counted and picked on bounding boxes (see module doc).
 
-    def __init__(self, regions, other, ignore, inside, outside, expand_ratio, origin=(0, 0)):
+    Distances come as float maps (``inside``, ``outside``), as stored ``levels`` (each region's
+    map ``q``: inside distances on the region, outside ones elsewhere; ``q * scale`` pixels; the
+    region masks say which side), or are computed here."""
+
+    def __init__(self, regions, other, ignore, inside, outside, expand_ratio, origin=(0, 0),
+                 levels=None, scale=1.0):
         self.regions = regions
         self.shape = regions.shape[1:]
         self.num_regions = regions.shape[0]
@@ -139,11 +144,16 @@ class _BoxSets:
         self.other = None if other is None else np.ascontiguousarray(other, dtype=bool)
         self.expand_ratio = expand_ratio
         self.boxes = [mask_bbox(r) for r in regions]
+        self.levels = levels
+        self.scale = np.float32(scale)
         # Inside transforms: (map, y, x of its [0, 0]) per region; an empty region has none.
         self.inside = []
         for m, box in enumerate(self.boxes):
             if box is None:
                 self.inside.append(None)
+            elif levels is not None:
+                _check_covers(levels[m], origin, box, "levels")
+                self.inside.append((levels[m], *origin))
             elif inside is not None:
                 _check_covers(inside[m], origin, box, "inside")
                 self.inside.append((np.ascontiguousarray(inside[m], dtype=np.float32), *origin))
@@ -162,7 +172,12 @@ class _BoxSets:
             return 0.0
         d, dy, dx = self.inside[m]
         y0, y1, x0, x1 = self.boxes[m]
-        return float(d[y0 - dy:y1 - dy, x0 - dx:x1 - dx].max())
+        d = d[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
+        if self.levels is None:
+            return float(d.max())
+        # float32(q) * scale grows with q: the largest level on the region gives the maximum
+        return float(np.float32(d.max(where=self.regions[m, y0:y1, x0:x1], initial=0))
+                     * self.scale)
 
     def union(self):
         """``(u, uy, ux, box, area)``: the merged region on its box (None box if empty)."""
@@ -180,29 +195,35 @@ class _BoxSets:
         return self._union
 
     def band(self):
-        """``(d, dy, dx, box, r)``: outside distances of the merged region on the box that holds
-        the band ``0 < d <= r``."""
+        """``(d, dy, dx, box, r, side)``: outside distances of the merged region on the box that
+        holds the band ``0 < d <= r``; ``side``: the full-size merged region when ``d`` holds
+        stored levels (the band lies off it), else None."""
         if self._band is None:
             u, uy, ux, ubox, area = self.union()
             if ubox is None:
-                self._band = (np.zeros((0, 0), np.float32), 0, 0, (0, 0, 0, 0), 0)
+                self._band = (np.zeros((0, 0), np.float32), 0, 0, (0, 0, 0, 0), 0, None)
                 return self._band
             win, r = _band_window(ubox, area, self.expand_ratio, self.shape)
             y0, y1, x0, x1 = win
-            if self.outside is not None:
-                _check_covers(self.outside[0], self.origin, win, "outside")
-            if self.outside is not None and len(self.outside) == 1:
-                d = np.ascontiguousarray(self.outside[0], dtype=np.float32)
+            side = None
+            maps = self.outside if self.levels is None else self.levels
+            if maps is not None:
+                _check_covers(maps[0], self.origin, win, "outside")
+            if maps is not None and len(maps) == 1:
+                d = maps[0] if self.levels is not None else \
+                    np.ascontiguousarray(maps[0], dtype=np.float32)
                 y0, x0 = self.origin
-            elif self.outside is not None:
+            elif maps is not None:
+                # the nearest region's distance; levels: float32(q) * scale grows with q
                 oy, ox = self.origin
-                d = np.ascontiguousarray(np.min(self.outside[:, y0 - oy:y1 - oy, x0 - ox:x1 - ox],
-                                                axis=0), dtype=np.float32)
+                d = np.ascontiguousarray(np.min(maps[:, y0 - oy:y1 - oy, x0 - ox:x1 - ox], axis=0))
             else:
                 feat = np.ones((y1 - y0, x1 - x0), bool)
                 feat[uy - y0:uy - y0 + u.shape[0], ux - x0:ux - x0 + u.shape[1]] = ~u
                 d = sq_to_distance(sq_distance_to_zero(feat))
-            self._band = (d, y0, x0, win, r)
+            if self.levels is not None:
+                side = self.regions[0] if len(self.regions) == 1 else self.regions.any(axis=0)
+            self._band = (d, y0, x0, win, r, side)
         return self._band
 
     def size(self, key):
@@ -222,23 +243,29 @@ class _BoxSets:
 
     def _spec(self, key):
         no_d, no_u = np.zeros((1, 1), np.float32), np.zeros((0, 0), bool)
+        one = np.float32(1)
         if key[0] == "in":
             _, m, t = key
             if self.inside[m] is None:
-                return ps.RANGE, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, no_u, False, no_u, 0, 0
+                return ps.RANGE, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, no_u, 0, 0
             d, dy, dx = self.inside[m]
-            return ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, no_u, False, no_u, 0, 0
+            if self.levels is not None:  # levels on the region only
+                return (ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, self.scale,
+                        self.regions[m], True, 0, no_u, 0, 0)
+            return ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, one, no_u, False, 0, no_u, 0, 0
         if key == "border":
-            d, dy, dx, box, r = self.band()
-            return ps.RANGE, box, d, dy, dx, 0.0, float(r), no_u, False, no_u, 0, 0
+            d, dy, dx, box, r, side = self.band()
+            if side is not None:  # levels off the merged region only
+                return ps.RANGE, box, d, dy, dx, 0.0, float(r), self.scale, side, True, 1, no_u, 0, 0
+            return ps.RANGE, box, d, dy, dx, 0.0, float(r), one, no_u, False, 0, no_u, 0, 0
         u, uy, ux, _, _ = self.union()
         if key == "bg":
             full = (0, self.shape[0], 0, self.shape[1])
-            return ps.MASKED, full, no_d, 0, 0, 0.0, 0.0, no_u, False, u, uy, ux
+            return ps.MASKED, full, no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, u, uy, ux
         obox = None if self.other is None else mask_bbox(self.other)
         if obox is None:
-            return ps.MASKED, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, no_u, False, u, uy, ux
-        return ps.MASKED, obox, no_d, 0, 0, 0.0, 0.0, self.other, True, u, uy, ux
+            return ps.MASKED, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, u, uy, ux
+        return ps.MASKED, obox, no_d, 0, 0, 0.0, 0.0, one, self.other, True, 0, u, uy, ux
 
 
 def _check_covers(a: np.ndarray, origin, box, name: str) -> None:
@@ -298,7 +325,8 @@ def per_region(a, m):
 
 
 def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=None, ignore=None,
-                  inside=None, outside=None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+                  inside=None, outside=None, origin: tuple[int, int] = (0, 0), levels=None,
+                  scale: float = 1.0) -> np.ndarray:
     """First clicks for one training sample: ``(2N, 3) int32`` (see ``format``; a batch is
     ``format.stack_clicks`` of these). The ``order`` column numbers the positives ``0..P-1``,
     then the negatives ``P..P+Q-1`` (RITM's 0 / 100 first-click marks are not kept).
@@ -309,9 +337,20 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     - ``inside``, ``outside``: the regions' precomputed ``(M, H, W) float32`` transforms (see
       ``edt``), full size or over a window at ``origin`` ``(y, x)`` that holds
       ``distance_window`` (only that box is read); computed on the regions' boxes when absent.
+    - ``levels``: instead of ``inside`` and ``outside``, the regions' stored maps ``(M, h, w)
+      uint8`` over such a window (``records.distances``: inside distances on each region,
+      outside ones elsewhere, ``float32(q) * scale`` pixels): the same clicks as the float
+      maps that ``distances.inside_outside`` makes of them, without making them.
     """
+    if levels is not None and (inside is not None or outside is not None):
+        raise ValueError("give levels or inside/outside maps, not both")
     regions = check_inputs(regions, other, ignore, inside, outside, windowed=True)
     m = regions.shape[0]
+    if levels is not None:
+        levels = np.asarray(levels, np.uint8)
+        levels = (levels[None] if levels.ndim == 2 else levels)[:m]
+        if levels.ndim != 3 or len(levels) != m:
+            raise ValueError(f"levels {levels.shape} must be (h, w) or (M, h, w) for {m} regions")
     sets = _BoxSets(regions, other, ignore, per_region(inside, m), per_region(outside, m),
-                    cfg.expand_ratio, tuple(origin))
+                    cfg.expand_ratio, tuple(origin), levels, scale)
     return draw_clicks(cfg, rng, sets)

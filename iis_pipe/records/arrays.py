@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import re
 from functools import lru_cache
 
@@ -123,7 +124,7 @@ def decode_rows(data: bytes, lengths: list[int], rows: int, y0: int, y1: int,
         raw = _decompress_frames(memoryview(data)[start:], lengths[b0 + 1:b1 + 1])
     except _ERRORS as e:
         raise ValueError(f"corrupt array member ({e})") from None
-    size = count * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    size = count * math.prod(shape[1:]) * dtype.itemsize
     if len(raw) != size:
         raise ValueError(f"corrupt array member (bands {b0}..{b1} hold {len(raw)} bytes, "
                          f"not {size})")

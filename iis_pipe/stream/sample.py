@@ -15,7 +15,7 @@ import numpy as np
 from iis_pipe.clicking.encode import encode_clicks
 from iis_pipe.clicking.samplers import SamplerConfig, distance_window, sample_clicks
 from iis_pipe.images import decode_image, decode_jpeg_window
-from iis_pipe.records import arrays, distances, schema
+from iis_pipe.records import arrays, schema
 from iis_pipe.regions.select import choose_regions
 from iis_pipe.stream import augment as aug
 
@@ -145,23 +145,19 @@ def _fit_crop(labels, regions: list[dict], chosen: list[int], shape, scaled, fli
     return best[1:]
 
 
-def _distances(members: dict[str, bytes], meta: dict, chosen: list[int], masks: np.ndarray,
-               p: aug.Plan, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The targets' stored distances in the crop, rescaled with the image, over ``box``
+def _levels(members: dict[str, bytes], meta: dict, chosen: list[int], p: aug.Plan,
+            box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.float32]:
+    """The targets' stored distance maps in the crop, resized with the image, over ``box``
     ``(y0, y1, x0, x1)`` of the crop (where the click sampler reads them; only the stored
-    bands under it are decompressed): ``(inside, outside)``, each ``(M, h, w) float32`` pixels."""
+    bands under it are decompressed): ``((M, h, w) uint8 levels, pixels per level)``."""
     coding = schema.coding_of(meta)
-    dist_scale = np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
     y0, y1, x0, x1 = box
-    inside = np.empty((len(chosen), y1 - y0, x1 - x0), np.float32)
-    outside = np.empty_like(inside)
+    levels = np.empty((len(chosen), y1 - y0, x1 - x0), np.uint8)
     src = p.source_rows(y0, y1)
     for n, i in enumerate(chosen):
         q, origin = schema.decode_dt_rows(members, meta, meta["regions"][i], *src)
-        d = aug.apply(q, p, linear=True, fill=coding.clip, offset=origin)
-        distances.inside_outside(d[y0:y1, x0:x1], masks[n, y0:y1, x0:x1], coding, dist_scale,
-                                 out=(inside[n], outside[n]))
-    return inside, outside
+        levels[n] = aug.apply(q, p, linear=True, fill=coding.clip, offset=origin)[y0:y1, x0:x1]
+    return levels, np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
 
 
 def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Generator,
@@ -219,8 +215,8 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         box = distance_window(masks, cfg.sampler)
         maps = {}
         if box is not None:  # else the targets fell out of the crop: no distance is read
-            inside, outside = _distances(members, meta, chosen, masks, p, box)
-            maps = dict(inside=inside, outside=outside, origin=box[::2])
+            levels, scale = _levels(members, meta, chosen, p, box)
+            maps = dict(levels=levels, scale=scale, origin=box[::2])
         timer.lap("augment")
         clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore, **maps)
     else:
