@@ -193,12 +193,13 @@ class ShardStream(IterableDataset):
                 if buffers is None:
                     buffers = batch_buffers(bsz, cfg.sample.augment.crop_size, cfg.image_dtype,
                                             cfg.target_dtype)
+                    outs = slots(buffers)
                 try:
                     t = Timer(self.times)
                     members = read_members(ref, files)
                     t.lap("read")
                     samples.append(make_sample(members, cfg.sample, rng, self.times,
-                                               out=slots(buffers, len(samples))))
+                                               out=outs[len(samples)] if outs else None))
                 except Exception as e:  # a bad record is counted, not fatal (unless strict)
                     if cfg.strict:
                         raise BadInput(ref.url, f"record {ref.key!r}: {e}", ref.key) from e

@@ -40,10 +40,13 @@ def batch_buffers(size: int, crop: tuple[int, int], image_dtype: str = "float32"
     return out
 
 
-def slots(buffers: dict[str, torch.Tensor], i: int) -> dict[str, np.ndarray]:
-    """Sample ``i``'s ``image (H, W, 3)`` and ``target (H, W)`` arrays in ``batch_buffers``."""
-    return {k: v.numpy()[i].reshape(v.shape[-3:] if k == "image" else v.shape[-2:])
-            for k, v in buffers.items()}
+def slots(buffers: dict[str, torch.Tensor]) -> list[dict[str, np.ndarray]]:
+    """Each sample's ``image (H, W, 3)`` and ``target (H, W)`` arrays in ``batch_buffers``
+    (made once per batch: ``Tensor.numpy`` costs tens of microseconds in a busy loader)."""
+    views = {k: v.numpy() for k, v in buffers.items()}
+    size = next(iter(buffers.values())).shape[0] if buffers else 0
+    return [{k: v[i].reshape(v.shape[-3:] if k == "image" else v.shape[-2:])
+             for k, v in views.items()} for i in range(size)]
 
 
 def collate(samples: list[dict[str, Any]], image_dtype: str = "float32",
