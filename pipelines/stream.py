@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -25,7 +24,7 @@ from iis_pipe.clicking.samplers import SamplerConfig
 from iis_pipe.errors import BadInput
 from iis_pipe.stream.augment import AugmentConfig
 from iis_pipe.stream.collate import batch_buffers, collate, slots
-from iis_pipe.stream.order import epoch_sequence
+from iis_pipe.stream.order import epoch_sequence, sample_generators
 from iis_pipe.stream.reader import OpenFiles, read_members, scan
 from iis_pipe.stream.sample import MapsConfig, SampleConfig, TargetConfig, Timer, make_sample
 from iis_pipe.stream.urls import expand_urls
@@ -168,6 +167,7 @@ class ShardStream(IterableDataset):
         seq = epoch_sequence(self.urls, cfg.seed, self.epoch, shuffle_shards=cfg.shuffle_shards,
                              buffer=cfg.shuffle_buffer, resampled=cfg.resampled,
                              on_error=on_error)
+        generator = sample_generators(cfg.seed, self.epoch)
         files = OpenFiles()
         samples: list[dict[str, Any]] = []
         errors: list[tuple[str, str, str]] = []
@@ -186,10 +186,7 @@ class ShardStream(IterableDataset):
                 if k < k0 or (k - k0) % workers != worker:
                     continue
                 current = k
-                # default_rng([...])'s very generator, built without its argument checks (half
-                # of its 40 us)
-                seeds = np.random.SeedSequence([cfg.seed, self.epoch, p])
-                rng = np.random.Generator(np.random.PCG64(seeds))
+                rng = generator(p)
                 if buffers is None:
                     buffers = batch_buffers(bsz, cfg.sample.augment.crop_size, cfg.image_dtype,
                                             cfg.target_dtype)

@@ -450,3 +450,23 @@ def test_memory_stays_flat(tmp_path):
             rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     assert i == 399  # 20k samples
     assert rss[1] - rss[0] < 20_000  # KiB: no growth beyond noise
+
+
+def test_sample_generators_depend_on_position_only():
+    from iis_pipe.stream.order import sample_generators
+
+    def draws(rng):  # 64- and 32-bit draws: the generator buffers half words in between
+        return (rng.random(3).tolist(), rng.integers(0, 2**31, 5, dtype=np.uint32).tolist(),
+                rng.normal(size=2).tolist())
+
+    gen = sample_generators(11, 2)
+    first = {p: draws(gen(p)) for p in (0, 1, 7, 2**40)}
+    gen(7).integers(0, 9, dtype=np.uint32)  # left mid-way: the next move starts afresh
+    for p in (2**40, 7, 0, 1):
+        assert draws(gen(p)) == first[p]
+        fresh = np.random.Philox(key=np.array([11, 2], np.uint64),
+                                 counter=np.array([0, 0, p, 0], np.uint64))
+        assert draws(np.random.Generator(fresh)) == first[p]
+    assert len({str(v) for v in first.values()}) == 4
+    assert draws(sample_generators(11, 3)(7)) != first[7]
+    assert draws(sample_generators(12, 2)(7)) != first[7]

@@ -135,7 +135,9 @@ def test_ddp_two_processes_on_cpu(toy, tmp_path):
 def test_smoke_training_learns_and_beats_the_untrained_model(toy, tmp_path):
     from pipelines.evaluate import Protocol, evaluate
 
-    cfg = _cfg(toy, tmp_path / "run", steps=200, lr=3e-3, checkpoint_every=1000,
+    # lr 6e-3: learned with each of 4 seeds tried (mIoU 0.78-0.83 after 10 clicks); at 3e-3
+    # one seed in four had not started learning after 200 steps
+    cfg = _cfg(toy, tmp_path / "run", steps=200, lr=6e-3, checkpoint_every=1000,
                stream=dict(TINY, batch_size=8))
     res = train(cfg, progress=False)
     losses = res["losses"]
