@@ -142,6 +142,13 @@ def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
             win = sample_clicks(regions[sel], cfg, np.random.default_rng(seed),
                                 levels=q[sel][:, y0:y1, x0:x1], scale=scale, origin=(y0, x0), **kw)
             assert np.array_equal(win, want), (name, ci, seed, "window")
+            asked = []
+            lazy = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), levels=lambda box: (
+                asked.append(box) or (q[sel][:, box[0]:box[1], box[2]:box[3]], scale)), **kw)
+            assert np.array_equal(lazy, want) and asked == [(y0, y1, x0, x1)], (name, ci, seed)
+    empty = np.zeros((1, *regions.shape[1:]), bool)
+    none = sample_clicks(empty, cfg, np.random.default_rng(0), levels=lambda box: 1 / 0)
+    assert (none[:cfg.max_num_points, 0] < 0).all()  # no positive click, no map asked for
     with pytest.raises(ValueError, match="not both"):
         sample_clicks(regions[:1], cfg, np.random.default_rng(0), levels=q[:1], inside=inside[:1])
     with pytest.raises(ValueError, match="does not cover"):

@@ -97,7 +97,11 @@ def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, mo
 
     cfg = stream_config(grabcut_shards[0], batch_size=8, seed=5, merge_prob=0.5)
     rows_only = _batches(StreamLoader(cfg), 4)
-    monkeypatch.setattr(sample, "distance_window", lambda m, cfg: (0, m.shape[1], 0, m.shape[2]))
+    from iis_pipe.clicking import samplers
+
+    # the sampler asks for maps over the whole crop instead of its window
+    monkeypatch.setattr(samplers, "_union_window", lambda regions, boxes, cfg: (
+        (0, regions.shape[1], 0, regions.shape[2]) if any(boxes) else None))
     for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
         _same(a, b)
 
@@ -107,6 +111,7 @@ def test_stored_levels_give_the_clicks_of_float_maps(shards, request, monkeypatc
     """The stream hands the sampler resized stored levels; the float inside / outside maps
     made of them (``distances.inside_outside``) give the same batches."""
     import iis_pipe.stream.sample as sample
+    from iis_pipe.clicking.samplers import distance_window
     from iis_pipe.records import distances
 
     root = request.getfixturevalue(shards)
@@ -116,16 +121,18 @@ def test_stored_levels_give_the_clicks_of_float_maps(shards, request, monkeypatc
     real = sample.sample_clicks
     calls = []
 
-    def floats(masks, scfg, rng, levels=None, scale=1.0, origin=(0, 0), **kw):
-        if levels is None:  # the targets fell out of the crop
-            return real(masks, scfg, rng, origin=origin, **kw)
+    def floats(masks, scfg, rng, levels, **kw):
+        window = distance_window(masks, scfg)
+        if window is None:  # the targets fell out of the crop
+            return real(masks, scfg, rng, **kw)
+        levels, scale = levels(window)
         assert levels.dtype == np.uint8
-        (y0, x0), (h, w) = origin, levels.shape[1:]
+        (y0, x0), (h, w) = window[::2], levels.shape[1:]
         maps = [distances.inside_outside(q, m[y0:y0 + h, x0:x0 + w], distances.DistanceCoding(),
                                          scale) for q, m in zip(levels, masks)]
         calls.append(len(masks))
         return real(masks, scfg, rng, inside=np.stack([a for a, _ in maps]),
-                    outside=np.stack([b for _, b in maps]), origin=origin, **kw)
+                    outside=np.stack([b for _, b in maps]), origin=(y0, x0), **kw)
 
     monkeypatch.setattr(sample, "sample_clicks", floats)
     for a, b in zip(with_levels, _batches(StreamLoader(cfg), 3), strict=True):

@@ -134,8 +134,8 @@ class _BoxSets:
     map ``q``: inside distances on the region, outside ones elsewhere; ``q * scale`` pixels; the
     region masks say which side), or are computed here."""
 
-    def __init__(self, regions, other, ignore, inside, outside, expand_ratio, origin=(0, 0),
-                 levels=None, scale=1.0):
+    def __init__(self, regions, boxes, other, ignore, inside, outside, expand_ratio,
+                 origin=(0, 0), levels=None, scale=1.0):
         self.regions = regions
         self.shape = regions.shape[1:]
         self.num_regions = regions.shape[0]
@@ -143,7 +143,7 @@ class _BoxSets:
         self.ign = np.ascontiguousarray(ignore, dtype=bool) if self.has_ign else regions[0]
         self.other = None if other is None else np.ascontiguousarray(other, dtype=bool)
         self.expand_ratio = expand_ratio
-        self.boxes = [mask_bbox(r) for r in regions]
+        self.boxes = boxes  # mask_bbox of each region
         self.levels = levels
         self.scale = np.float32(scale)
         # Inside transforms: (map, y, x of its [0, 0]) per region; an empty region has none.
@@ -290,11 +290,20 @@ def distance_window(regions: np.ndarray, cfg: SamplerConfig) -> tuple[int, int, 
     the ``inside`` and ``outside`` maps (the band window: it holds every region's box): a caller
     that prepares those maps needs them there only (pass its corner as ``origin``). None for
     empty regions."""
-    union = regions.any(axis=0) if len(regions) > 1 else regions[0]
-    box = mask_bbox(union)
-    if box is None:
+    regions = np.asarray(regions, bool)
+    return _union_window(regions, [mask_bbox(r) for r in regions], cfg)
+
+
+def _union_window(regions, boxes, cfg: SamplerConfig):
+    """``distance_window`` from the regions' boxes (None: all empty)."""
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
         return None
-    return _band_window(box, int(np.count_nonzero(union)), cfg.expand_ratio, union.shape)[0]
+    y0, y1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
+    x0, x1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
+    crop = regions[:, y0:y1, x0:x1]
+    area = int(np.count_nonzero(crop[0] if len(crop) == 1 else crop.any(axis=0)))
+    return _band_window((y0, y1, x0, x1), area, cfg.expand_ratio, regions.shape[1:])[0]
 
 
 def check_inputs(regions, other=None, ignore=None, inside=None, outside=None, windowed=False):
@@ -340,17 +349,25 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     - ``levels``: instead of ``inside`` and ``outside``, the regions' stored maps ``(M, h, w)
       uint8`` over such a window (``records.distances``: inside distances on each region,
       outside ones elsewhere, ``float32(q) * scale`` pixels): the same clicks as the float
-      maps that ``distances.inside_outside`` makes of them, without making them.
+      maps that ``distances.inside_outside`` makes of them, without making them. Or a function
+      ``levels(window) -> (levels, scale)`` of the ``distance_window`` box ``(y0, y1, x0, x1)``
+      (then ``origin`` is its corner): called once, with the box the sampler finds anyway, and
+      not at all when the regions are empty.
     """
     if levels is not None and (inside is not None or outside is not None):
         raise ValueError("give levels or inside/outside maps, not both")
     regions = check_inputs(regions, other, ignore, inside, outside, windowed=True)
     m = regions.shape[0]
+    boxes = [mask_bbox(r) for r in regions]
+    if callable(levels):
+        window = _union_window(regions, boxes, cfg)
+        levels, scale, origin = (None, scale, origin) if window is None else \
+            (*levels(window), window[::2])
     if levels is not None:
         levels = np.asarray(levels, np.uint8)
         levels = (levels[None] if levels.ndim == 2 else levels)[:m]
         if levels.ndim != 3 or len(levels) != m:
             raise ValueError(f"levels {levels.shape} must be (h, w) or (M, h, w) for {m} regions")
-    sets = _BoxSets(regions, other, ignore, per_region(inside, m), per_region(outside, m),
+    sets = _BoxSets(regions, boxes, other, ignore, per_region(inside, m), per_region(outside, m),
                     cfg.expand_ratio, tuple(origin), levels, scale)
     return draw_clicks(cfg, rng, sets)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from iis_pipe.clicking.encode import encode_clicks
-from iis_pipe.clicking.samplers import SamplerConfig, distance_window, sample_clicks
+from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
 from iis_pipe.images import decode_image, decode_jpeg_window
 from iis_pipe.records import arrays, schema
 from iis_pipe.regions.select import choose_regions
@@ -212,13 +212,11 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     else:  # None, not all False: the click sampler then tests no pixel for it
         ignore = None
     if chosen:
-        box = distance_window(masks, cfg.sampler)
-        maps = {}
-        if box is not None:  # else the targets fell out of the crop: no distance is read
-            levels, scale = _levels(members, meta, chosen, p, box)
-            maps = dict(levels=levels, scale=scale, origin=box[::2])
         timer.lap("augment")
-        clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore, **maps)
+        # the sampler finds the box it reads and asks for the stored maps there (not at all
+        # when the targets fell out of the crop)
+        clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore,
+                               levels=lambda box: _levels(members, meta, chosen, p, box))
     else:
         timer.lap("augment")
         clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
