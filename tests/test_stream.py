@@ -93,12 +93,10 @@ def test_source_rows_hold_every_row_the_resize_reads():
 
 @pytest.mark.realdata
 def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, monkeypatch):
-    import iis_pipe.stream.sample as sample
+    from iis_pipe.clicking import samplers
 
     cfg = stream_config(grabcut_shards[0], batch_size=8, seed=5, merge_prob=0.5)
     rows_only = _batches(StreamLoader(cfg), 4)
-    from iis_pipe.clicking import samplers
-
     # the sampler asks for maps over the whole crop instead of its window
     monkeypatch.setattr(samplers, "_union_window", lambda regions, boxes, cfg: (
         (0, regions.shape[1], 0, regions.shape[2]) if any(boxes) else None))
