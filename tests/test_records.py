@@ -89,6 +89,18 @@ def test_distance_bound_on_davis_instances(davis_dir, coding):
 
 
 @pytest.mark.realdata
+def test_quantise_kernel_equals_numpy_on_davis(davis_dir):
+    for coding in (distances.DistanceCoding(), distances.DistanceCoding(0.5, 30)):
+        limit, table = distances._quantiser(coding)
+        for _, insts, _ in _davis_masks(davis_dir, 6):
+            for m in insts:
+                d2 = distances._sq_map(m)
+                out = np.empty(d2.shape, np.uint8)
+                distances._quantise(d2, limit, table, out)
+                np.testing.assert_array_equal(out, table[np.minimum(d2, limit)])
+
+
+@pytest.mark.realdata
 def test_record_round_trip_on_davis(davis_dir):
     stem, insts, void = _davis_masks(davis_dir, 3)[1]
     img_bytes = (davis_dir / "img" / f"{stem}.jpg").read_bytes()

@@ -121,6 +121,23 @@ def test_davis_real_instances_per_index(davis_dir):
     assert np.array_equal(merged.instances[0], (ids != 0) & (ids != 255))
 
 
+@pytest.mark.realdata
+def test_present_values_equal_unique_on_real_masks(davis_dir, voc_sample_dir):
+    from iis_pipe.sources._common import present_values
+
+    files = sorted((davis_dir / "gt").glob("*.png"))[::40] + sorted(voc_sample_dir.rglob("*.png"))
+    assert len(files) > 8
+    rng = np.random.default_rng(0)
+    for f in files:
+        ids = np.array(Image.open(f))
+        for a in (ids, ids.astype(np.uint16) * 257, ids[::3, 1::2], ids[ids > 100]):
+            got = present_values(a)
+            assert got.dtype == a.dtype and np.array_equal(got, np.unique(a)), f.name
+    wide = rng.integers(0, 2**16, 5000).astype(np.uint16)
+    assert np.array_equal(present_values(wide), np.unique(wide))
+    assert np.array_equal(present_values(np.array([5, -3, 5])), [-3, 5])
+
+
 def test_folder_real_voc_sample(voc_sample_dir):
     samples, bad = split_results(read(voc_sample_dir))
     assert len(samples) == 1 and not bad

@@ -88,8 +88,17 @@ def encode_region(mask: np.ndarray, bbox_xywh, coding: DistanceCoding
     # non-region elsewhere and nearer).
     d2 = _sq_map(np.ascontiguousarray(mask[y0:y0 + h, x0:x0 + w]))
     limit, table = _quantiser(coding)
-    np.minimum(d2, limit, out=d2)
-    return table[d2], (y0, x0, h, w)
+    out = np.empty(d2.shape, np.uint8)
+    _quantise(d2, limit, table, out)
+    return out, (y0, x0, h, w)
+
+
+@njit(cache=True, nogil=True)
+def _quantise(d2, limit, table, out):
+    # table[np.minimum(d2, limit)] in one pass (numpy: a clip pass and a gather, 5x the time)
+    for y in range(d2.shape[0]):
+        for x in range(d2.shape[1]):
+            out[y, x] = table[min(d2[y, x], limit)]
 
 
 def unpack_region(crop: np.ndarray, win: tuple[int, int, int, int], shape: tuple[int, int],

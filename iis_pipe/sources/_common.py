@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from iis_pipe import images
 from iis_pipe.errors import BadInput
@@ -165,11 +166,19 @@ def check_size(item: SourceItem, path: str, arr: np.ndarray, size: tuple[int, in
 
 
 def present_values(arr: np.ndarray) -> np.ndarray:
-    """Sorted distinct values of an integer array (a bincount for 8/16-bit maps: several
-    times faster than ``np.unique`` on a full image)."""
+    """Sorted distinct values of an integer array (flags per value for 8/16-bit maps: a
+    fraction of ``np.unique``'s or ``np.bincount``'s time on a full image)."""
     if arr.dtype in (np.uint8, np.uint16) and arr.size:
-        return np.flatnonzero(np.bincount(arr.ravel())).astype(arr.dtype)
+        seen = np.zeros(256 if arr.dtype == np.uint8 else 65536, np.uint8)
+        _mark(arr.ravel(), seen)
+        return np.flatnonzero(seen).astype(arr.dtype)
     return np.unique(arr)
+
+
+@njit(cache=True, nogil=True)
+def _mark(values, seen):
+    for v in values:
+        seen[v] = 1
 
 
 def split_ids(ids: np.ndarray, void: int | None = None) -> tuple[np.ndarray, list[int], np.ndarray]:
