@@ -97,7 +97,7 @@ def main() -> int:
     print("per-image time by step (ms):")
     steps = {"read + check image": read_ms, "mask decode": load_ms - read_ms,
              "regions": ms(region_t), "distance transforms": ms(dt_t),
-             "encode (zstd, meta)": ms(encode_t) - ms(dt_t), "write (tar)": 1000 * write_s}
+             "encode (zstd, lz4, meta)": ms(encode_t) - ms(dt_t), "write (tar)": 1000 * write_s}
     for name, v in steps.items():
         print(f"  {name:<22}{v:8.2f}")
     print(f"  {'sum':<22}{sum(v for v in steps.values() if v == v):8.2f}"
