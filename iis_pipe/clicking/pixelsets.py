@@ -1,9 +1,9 @@
 """Counting and picking pixels of a set without listing them (numba).
 
-A pixel set lives in a box ``(y0, y1, x0, x1)``; :func:`row_counts` counts its pixels row by row
-in one vectorized pass, and :func:`pick` finds the pixels of given ranks (the k-th pixel of the
-set in row-major order, 0-based) by locating each rank's row from the cumulative counts and
-scanning that row only. Two kinds of set cover the click samplers:
+A pixel set lives in a box ``(y0, y1, x0, x1)``; :func:`cumulative_counts` counts its pixels
+row by row in one vectorized pass, and :func:`pick` finds the pixels of given ranks (the k-th
+pixel of the set in row-major order, 0-based) by locating each rank's row from the cumulative
+counts and scanning that row only. Two kinds of set cover the click samplers:
 
 - range sets ``{lo < d * scale <= hi} \\ ignore`` of a distance map ``d`` (an inside or outside
   transform, or stored ``uint8`` levels with ``scale`` pixels per level), limited to the pixels
@@ -63,14 +63,15 @@ def _row_flags(kind, y, box, d, dy, dx, lo, hi, scale, mask, has_mask, flip, u, 
 
 
 @njit(cache=True, nogil=True)
-def row_counts(kind, box, d, dy, dx, lo, hi, scale, mask, has_mask, flip, u, uy, ux, ign,
-               has_ign):
-    """``(y1 - y0,) int64`` pixels of the set in each row of ``box``."""
+def cumulative_counts(kind, box, d, dy, dx, lo, hi, scale, mask, has_mask, flip, u, uy, ux, ign,
+                      has_ign):
+    """``(y1 - y0,) int64`` pixels of the set in the rows of ``box`` up to each row."""
     y0, y1, x0, x1 = box
     n = max(x1 - x0, 0)
     out = np.zeros(max(y1 - y0, 0), np.int64)
     flags = np.empty(n, np.uint8)
     plain = kind == MASKED and not has_mask and not has_ign
+    total = 0
     for y in range(y0, y1):
         c = 0
         if kind == RANGE and has_mask:  # stored levels on one side of a mask
@@ -105,7 +106,8 @@ def row_counts(kind, box, d, dy, dx, lo, hi, scale, mask, has_mask, flip, u, uy,
                        ign, has_ign, flags)
             for i in range(n):
                 c += flags[i]
-        out[y - y0] = c
+        total += c
+        out[y - y0] = total
     return out
 
 
@@ -113,7 +115,7 @@ def row_counts(kind, box, d, dy, dx, lo, hi, scale, mask, has_mask, flip, u, uy,
 def pick(kind, box, d, dy, dx, lo, hi, scale, mask, has_mask, flip, u, uy, ux, ign, has_ign, cum,
          ks):
     """``(n, 2) int64`` pixels ``(y, x)`` of ranks ``ks`` (each ``< cum[-1]``), where ``cum`` is
-    the cumulative sum of :func:`row_counts`."""
+    from :func:`cumulative_counts`."""
     y0, y1, x0, x1 = box
     out = np.empty((ks.shape[0], 2), np.int64)
     flags = np.empty(x1 - x0, np.uint8)

@@ -61,16 +61,21 @@ class SamplerConfig:
 
 
 @lru_cache(maxsize=None)
-def _gamma_probs(n: int, gamma: float) -> np.ndarray:
-    """``(n,) float64`` probabilities of ``k = 0..n-1`` proportional to ``gamma ** k``."""
+def _gamma_probs(n: int, gamma: float) -> tuple[float, ...]:
+    """``n`` probabilities of ``k = 0..n-1`` proportional to ``gamma ** k``."""
     p = gamma ** np.arange(n, dtype=np.float64)
-    return p / p.sum()
+    return tuple((p / p.sum()).tolist())
+
+
+@lru_cache(maxsize=None)
+def _cdf(probs: tuple[float, ...]) -> np.ndarray:
+    return np.cumsum(probs)
 
 
 def _draw(rng: np.random.Generator, probs, size=None):
     """Index drawn with ``probs`` by inverting the cumulative sum (``rng.choice`` with ``p``
     re-validates ``p`` on every call, a large share of a sample's time)."""
-    cdf = np.cumsum(probs)
+    cdf = _cdf(tuple(probs))
     return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
 
 
@@ -235,10 +240,11 @@ class _BoxSets:
         return ps.pick(*spec, self.ign, self.has_ign, cum, np.ascontiguousarray(ks, dtype=np.int64))
 
     def _set(self, key):
-        """``(spec, cum)``: the :mod:`pixelsets` description of a set and its cumulative row counts."""
+        """``(spec, cum)``: the :mod:`pixelsets` description of a set and its cumulative row
+        counts."""
         if key not in self._sets:
             spec = self._spec(key)
-            self._sets[key] = (spec, np.cumsum(ps.row_counts(*spec, self.ign, self.has_ign)))
+            self._sets[key] = (spec, ps.cumulative_counts(*spec, self.ign, self.has_ign))
         return self._sets[key]
 
     def _spec(self, key):
