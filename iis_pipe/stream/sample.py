@@ -213,10 +213,15 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         ignore = None
     if chosen:
         timer.lap("augment")
-        # the sampler finds the box it reads and asks for the stored maps there (not at all
-        # when the targets fell out of the crop)
+
+        def levels(box):  # the sampler asks for the stored maps where it reads them
+            timer.lap("clicks")
+            found = _levels(members, meta, chosen, p, box)
+            timer.lap("distances")
+            return found
+
         clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore,
-                               levels=lambda box: _levels(members, meta, chosen, p, box))
+                               levels=levels)
     else:
         timer.lap("augment")
         clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
