@@ -15,6 +15,7 @@ import ast
 import io
 import math
 import re
+import threading
 from functools import lru_cache
 
 import lz4.frame
@@ -26,6 +27,18 @@ LZ4_LEVEL = 3  # the first high-compression level: smaller than levels 0-2, deco
 CODECS = ("zstd", "lz4")
 _ZSTD_MAGIC, _LZ4_MAGIC = b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
 _ERRORS = (zstandard.ZstdError, RuntimeError, ValueError, SyntaxError)  # lz4 raises RuntimeError
+
+
+_local = threading.local()
+
+
+def _zstd() -> zstandard.ZstdDecompressor:
+    """This thread's decompressor: a new one per call allocated (and page-faulted) its
+    context for every member the stream reads."""
+    dec = getattr(_local, "zstd", None)
+    if dec is None:
+        dec = _local.zstd = zstandard.ZstdDecompressor()
+    return dec
 
 
 def encode_array(array: np.ndarray) -> bytes:
@@ -78,7 +91,7 @@ def decode_array(data: bytes) -> np.ndarray:
             raw = _lz4_frames(data)
             dtype, shape, offset = _npy_header(raw)
         else:
-            dec = zstandard.ZstdDecompressor()
+            dec = _zstd()
             raw = dec.decompress(data)  # the first frame only, in one piece: the common case
             dtype, shape, offset = _npy_header(raw)
             if len(raw) < offset + int(np.prod(shape)) * dtype.itemsize:  # banded: read on
@@ -98,7 +111,7 @@ def _decompress_frames(data, lengths: list[int]) -> bytes:
         return b"".join(out)
     # zstd reads on across frames: one call for all the bands (a call per band cost more than
     # decompressing the small label bands)
-    return zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(
+    return _zstd().decompressobj(read_across_frames=True).decompress(
         data[:sum(lengths)])
 
 
