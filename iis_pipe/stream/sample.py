@@ -211,9 +211,8 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         ignore = aug.padding_mask(p)
     else:  # None, not all False: the click sampler then tests no pixel for it
         ignore = None
+    timer.lap("augment")
     if chosen:
-        timer.lap("augment")
-
         def levels(box):  # the sampler asks for the stored maps where it reads them
             timer.lap("clicks")
             found = _levels(members, meta, chosen, p, box)
@@ -223,7 +222,6 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         clicks = sample_clicks(masks, cfg.sampler, rng, other=other, ignore=ignore,
                                levels=levels)
     else:
-        timer.lap("augment")
         clicks = np.full((2 * cfg.sampler.max_num_points, 3), -1, np.int32)
     timer.lap("clicks")
 
