@@ -98,8 +98,8 @@ def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, mo
     cfg = stream_config(grabcut_shards[0], batch_size=8, seed=5, merge_prob=0.5)
     rows_only = _batches(StreamLoader(cfg), 4)
     # the sampler asks for maps over the whole crop instead of its window
-    monkeypatch.setattr(samplers, "_union_window", lambda regions, boxes, cfg: (
-        (0, regions.shape[1], 0, regions.shape[2]) if any(boxes) else None))
+    monkeypatch.setattr(samplers, "_window", lambda union, cfg, shape: (
+        None if union[3] is None else (0, shape[0], 0, shape[1])))
     for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
         _same(a, b)
 

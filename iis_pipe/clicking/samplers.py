@@ -139,7 +139,7 @@ class _BoxSets:
     map ``q``: inside distances on the region, outside ones elsewhere; ``q * scale`` pixels; the
     region masks say which side), or are computed here."""
 
-    def __init__(self, regions, boxes, other, ignore, inside, outside, expand_ratio,
+    def __init__(self, regions, boxes, union, other, ignore, inside, outside, expand_ratio,
                  origin=(0, 0), levels=None, scale=1.0):
         self.regions = regions
         self.shape = regions.shape[1:]
@@ -149,6 +149,7 @@ class _BoxSets:
         self.other = None if other is None else np.ascontiguousarray(other, dtype=bool)
         self.expand_ratio = expand_ratio
         self.boxes = boxes  # mask_bbox of each region
+        self.union = union  # _union of the regions
         self.levels = levels
         self.scale = np.float32(scale)
         # Inside transforms: (map, y, x of its [0, 0]) per region; an empty region has none.
@@ -169,7 +170,6 @@ class _BoxSets:
         self.outside = outside
         self.origin = origin
         self._sets = {}
-        self._union = None
         self._band = None
 
     def inside_max(self, m):
@@ -184,27 +184,12 @@ class _BoxSets:
         return float(np.float32(d.max(where=self.regions[m, y0:y1, x0:x1], initial=0))
                      * self.scale)
 
-    def union(self):
-        """``(u, uy, ux, box, area)``: the merged region on its box (None box if empty)."""
-        if self._union is None:
-            boxes = [b for b in self.boxes if b is not None]
-            if not boxes:
-                self._union = (np.zeros((0, 0), bool), 0, 0, None, 0)
-            else:
-                box = (min(b[0] for b in boxes), max(b[1] for b in boxes),
-                       min(b[2] for b in boxes), max(b[3] for b in boxes))
-                y0, y1, x0, x1 = box
-                crop = self.regions[:, y0:y1, x0:x1]
-                u = np.ascontiguousarray(crop[0] if len(crop) == 1 else crop.any(axis=0))
-                self._union = (u, y0, x0, box, int(np.count_nonzero(u)))
-        return self._union
-
     def band(self):
         """``(d, dy, dx, box, r, side)``: outside distances of the merged region on the box that
         holds the band ``0 < d <= r``; ``side``: the full-size merged region when ``d`` holds
         stored levels (the band lies off it), else None."""
         if self._band is None:
-            u, uy, ux, ubox, area = self.union()
+            u, uy, ux, ubox, area = self.union
             if ubox is None:
                 self._band = (np.zeros((0, 0), np.float32), 0, 0, (0, 0, 0, 0), 0, None)
                 return self._band
@@ -264,7 +249,7 @@ class _BoxSets:
             if side is not None:  # levels off the merged region only
                 return ps.RANGE, box, d, dy, dx, 0.0, float(r), self.scale, side, True, 1, no_u, 0, 0
             return ps.RANGE, box, d, dy, dx, 0.0, float(r), one, no_u, False, 0, no_u, 0, 0
-        u, uy, ux, _, _ = self.union()
+        u, uy, ux, _, _ = self.union
         if key == "bg":
             full = (0, self.shape[0], 0, self.shape[1])
             return ps.MASKED, full, no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, u, uy, ux
@@ -297,19 +282,26 @@ def distance_window(regions: np.ndarray, cfg: SamplerConfig) -> tuple[int, int, 
     that prepares those maps needs them there only (pass its corner as ``origin``). None for
     empty regions."""
     regions = np.asarray(regions, bool)
-    return _union_window(regions, [mask_bbox(r) for r in regions], cfg)
+    return _window(_union(regions, [mask_bbox(r) for r in regions]), cfg, regions.shape[1:])
 
 
-def _union_window(regions, boxes, cfg: SamplerConfig):
-    """``distance_window`` from the regions' boxes (None: all empty)."""
+def _union(regions: np.ndarray, boxes) -> tuple:
+    """``(u, uy, ux, box, area)``: the merged regions on the box that holds them (``box`` None
+    when all are empty), from the regions' ``mask_bbox``es."""
     boxes = [b for b in boxes if b is not None]
     if not boxes:
-        return None
+        return np.zeros((0, 0), bool), 0, 0, None, 0
     y0, y1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
     x0, x1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
     crop = regions[:, y0:y1, x0:x1]
-    area = int(np.count_nonzero(crop[0] if len(crop) == 1 else crop.any(axis=0)))
-    return _band_window((y0, y1, x0, x1), area, cfg.expand_ratio, regions.shape[1:])[0]
+    u = np.ascontiguousarray(crop[0] if len(crop) == 1 else crop.any(axis=0))
+    return u, y0, x0, (y0, y1, x0, x1), int(np.count_nonzero(u))
+
+
+def _window(union, cfg: SamplerConfig, shape):
+    """``distance_window`` of a ``_union`` (None: all regions empty)."""
+    _, _, _, box, area = union
+    return None if box is None else _band_window(box, area, cfg.expand_ratio, shape)[0]
 
 
 def check_inputs(regions, other=None, ignore=None, inside=None, outside=None, windowed=False):
@@ -365,8 +357,9 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     regions = check_inputs(regions, other, ignore, inside, outside, windowed=True)
     m = regions.shape[0]
     boxes = [mask_bbox(r) for r in regions]
+    union = _union(regions, boxes)
     if callable(levels):
-        window = _union_window(regions, boxes, cfg)
+        window = _window(union, cfg, regions.shape[1:])
         levels, scale, origin = (None, scale, origin) if window is None else \
             (*levels(window), window[::2])
     if levels is not None:
@@ -374,6 +367,6 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
         levels = (levels[None] if levels.ndim == 2 else levels)[:m]
         if levels.ndim != 3 or len(levels) != m:
             raise ValueError(f"levels {levels.shape} must be (h, w) or (M, h, w) for {m} regions")
-    sets = _BoxSets(regions, boxes, other, ignore, per_region(inside, m), per_region(outside, m),
-                    cfg.expand_ratio, tuple(origin), levels, scale)
+    sets = _BoxSets(regions, boxes, union, other, ignore, per_region(inside, m),
+                    per_region(outside, m), cfg.expand_ratio, tuple(origin), levels, scale)
     return draw_clicks(cfg, rng, sets)
