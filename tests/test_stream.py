@@ -91,6 +91,97 @@ def test_source_rows_hold_every_row_the_resize_reads():
         np.testing.assert_array_equal(part[y0:y1], full[y0:y1])
 
 
+def _nearest_reference(n, m):
+    """Centre-aligned nearest neighbour as Pillow and OpenCV 5 step it: a half step, then whole
+    steps of n / m, accumulated in float64 and truncated."""
+    steps = np.full(m, n / m)
+    steps[0] = n / m * 0.5
+    return np.minimum(np.floor(np.add.accumulate(steps)).astype(int), n - 1)
+
+
+def test_nearest_map_is_the_centre_rule_and_opencv_nearest_exact():
+    import cv2
+
+    from iis_pipe.stream.labels import nearest_map
+
+    opencv5 = int(cv2.__version__.split(".")[0]) >= 5  # 4.x rounds a 16-bit fixed point
+    sizes = [*range(1, 40), 100, 229, 320, 333, 427, 480, 640, 854, 1200]
+    for n in [*range(1, 200, 7), 229, 320, 427, 480, 640, 854, 1281]:
+        for m in sizes:
+            got = nearest_map(n, m)
+            np.testing.assert_array_equal(got, _nearest_reference(n, m))
+            if opencv5:
+                want = cv2.resize(np.arange(n, dtype=np.int32)[None], (m, 1),
+                                  interpolation=cv2.INTER_NEAREST_EXACT)[0]
+                np.testing.assert_array_equal(got, want)
+
+
+def _warp_reference(layers, first, p, slots):
+    """Plain numpy: gather the window's nearest pixels from ``layers (L, n, W)`` (image rows
+    from ``first``; outside: label 0), mirror, paste, compare."""
+    y0, y1, x0, x1 = p.window
+    rows = _nearest_reference(y1 - y0, p.size[0]) + y0 - first
+    cols = _nearest_reference(x1 - x0, p.size[1]) + x0
+    padded = np.zeros((len(layers), len(layers[0]) + 2, layers.shape[2] + 2), layers.dtype)
+    padded[:, 1:-1, 1:-1] = layers  # index 0 and -1: outside
+    rows = np.where((rows >= 0) & (rows < layers.shape[1]), rows + 1, 0)
+    cols = np.where((cols >= 0) & (cols < layers.shape[2]), cols + 1, 0)
+    block = padded[:, rows][:, :, cols]
+    if p.flip:
+        block = block[:, :, ::-1]
+    crop = np.zeros((len(layers), *p.crop), layers.dtype)
+    crop[:, p.paste[0]:p.paste[0] + p.size[0], p.paste[1]:p.paste[1] + p.size[1]] = block
+    masks = np.array([crop[layer] == label for layer, label in slots], bool)
+    return masks.reshape(-1, *p.crop), (crop > 0).any(0)
+
+
+@pytest.mark.realdata
+def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
+    import cv2
+
+    from iis_pipe.records import masks as layering, runs
+    from iis_pipe.stream.augment import AugmentConfig, draw_scale_flip, origin_range
+    from iis_pipe.stream.labels import warp_labels
+
+    opencv5 = int(cv2.__version__.split(".")[0]) >= 5
+    from conftest import real_instances
+
+    rng = np.random.default_rng(3)
+    wide = AugmentConfig(scale_range=(0.2, 2.5))  # padding (small scales) and big upscales
+    checked = flips = padded = 0
+    for _, inst in real_instances(davis_dir, voc_sample_dir, 60):
+        inst = np.concatenate([inst, np.roll(inst[:1], (15, 30), (1, 2))])  # overlaps: 2 layers
+        stacked, slots = layering.pack_layers(inst)
+        h, w = inst.shape[1:]
+        n_layers = len(stacked) // h
+        layers = stacked.reshape(n_layers, h, w)
+        for _ in range(40):
+            scaled, flip = draw_scale_flip((h, w), wide, rng)
+            crop = (int(rng.integers(40, 400)), int(rng.integers(40, 500)))
+            top = origin_range(scaled, crop)
+            origin = (int(rng.integers(top[0] + 1)), int(rng.integers(top[1] + 1)))
+            p = plan((h, w), scaled, flip, crop, origin, align=int(rng.choice([1, 2, 8])))
+            # all rows, or the window's rows only (as older records give them)
+            a, b = (0, h) if rng.random() < 0.5 else (max(p.window[0], 0), min(p.window[1], h))
+            part = layers[:, a:b]
+            found = runs.encode_runs(part.reshape(-1, w))
+            lr = runs.LayerRuns(found, runs.row_starts(found, n_layers * (b - a), w), a, b - a, w)
+            chosen = rng.choice(len(slots), size=int(rng.integers(0, 3)), replace=False)
+            want_slots = [slots[i] for i in chosen]
+            got_m, got_l = warp_labels(lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2))
+            want_m, want_l = _warp_reference(part, a, p, want_slots)
+            np.testing.assert_array_equal(got_m, want_m)
+            np.testing.assert_array_equal(got_l, want_l)
+            if opencv5:  # and what resizing each layer with OpenCV gives
+                for (layer, label), got in zip(want_slots, got_m):
+                    resized = apply(layers[layer], p, linear=False)
+                    np.testing.assert_array_equal(got, resized == label)
+            checked += 1
+            flips += p.flip
+            padded += p.size != p.crop
+    assert checked > 200 and flips > 50 and padded > 25
+
+
 @pytest.mark.realdata
 def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, monkeypatch):
     from iis_pipe.clicking import samplers
@@ -140,17 +231,28 @@ def test_stored_levels_give_the_clicks_of_float_maps(shards, request, monkeypatc
 
 @pytest.mark.realdata
 def test_label_rows_under_the_window_only_change_no_sample(grabcut_shards, monkeypatch):
-    from iis_pipe.records import schema
+    from iis_pipe.records import runs, schema
 
     # small crops and a large minimum area: many crops are placed more than once
     cfg = stream_config(grabcut_shards[0], batch_size=8, seed=8, crop_size=(64, 96),
                         min_object_area=3000, scale_range=(0.5, 1.5))
-    rows_only = _batches(StreamLoader(cfg), 4)
-    whole = schema.decode_layer_rows
-    monkeypatch.setattr(schema, "decode_layer_rows",
-                        lambda members, meta, y0, y1: whole(members, meta, 0, meta["height"]))
-    for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
+    whole = _batches(StreamLoader(cfg), 4)
+    asked = []
+
+    def rows_only(members, meta, y0, y1):  # as older records give them: the window's rows
+        h, w = meta["height"], meta["width"]
+        y0, y1 = max(y0, 0), min(y1, h)
+        layers = schema.decode_layers(members, meta).reshape(meta["layers"], h, w)[:, y0:y1]
+        found = runs.encode_runs(layers.reshape(-1, w))
+        asked.append((y0, y1, h))
+        return runs.LayerRuns(found, runs.row_starts(found, meta["layers"] * (y1 - y0), w),
+                              y0, y1 - y0, w)
+
+    monkeypatch.setattr(schema, "decode_layer_runs", rows_only)
+    for a, b in zip(whole, _batches(StreamLoader(cfg), 4), strict=True):
         _same(a, b)
+    assert any(y1 - y0 < h for y0, y1, h in asked)
+    assert len(asked) > 32  # some samples asked again for other rows
 
 
 @pytest.mark.realdata

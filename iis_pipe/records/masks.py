@@ -2,7 +2,7 @@
 
 Regions are assigned greedily to the first layer where they overlap nothing already there, so
 disjoint masks (VOC, DAVIS) need one layer and overlapping ones (COCO, LVIS) a few. The layers
-are stacked vertically into one ``(L*H, W)`` label image: one PNG, one decode.
+are stacked vertically into one ``(L*H, W)`` label image, which records store as runs (``runs``).
 """
 
 from __future__ import annotations

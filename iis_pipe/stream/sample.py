@@ -18,6 +18,7 @@ from iis_pipe.images import decode_image, decode_jpeg_window
 from iis_pipe.records import arrays, schema
 from iis_pipe.regions.select import choose_regions
 from iis_pipe.stream import augment as aug
+from iis_pipe.stream import labels
 
 
 @dataclass(frozen=True)
@@ -108,18 +109,20 @@ def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> 
     return chosen or [int(np.argmax(areas))]
 
 
-def _fit_crop(labels, regions: list[dict], chosen: list[int], shape, scaled, flip,
-              cfg: SampleConfig, reduce: int, rng: np.random.Generator):
+def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled, flip,
+              cfg: SampleConfig, reduce: int, n_layers: int, rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
-    pixels; else the best try): ``(plan, warped label layers, target masks (M, Hc, Wc))``.
-    ``labels(y0, y1)``: ``((L, n, W) label layers holding rows [y0, y1), their first row)``."""
+    pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
+    bool)``. ``layer_runs(y0, y1)``: the label layers' ``LayerRuns`` holding rows [y0, y1)."""
     crop = cfg.augment.crop_size
+    slots = np.array([[regions[i]["layer"], regions[i]["label_id"]] for i in chosen],
+                     np.int64).reshape(-1, 2)
     if chosen:
         b = np.array([regions[i]["bbox"] for i in chosen], float)
         box = (b[:, 0].min(), b[:, 1].min(), (b[:, 0] + b[:, 2]).max() - 1,
                (b[:, 1] + b[:, 3]).max() - 1)
     best = None
-    layers, first = None, 0
+    found = None
     for _ in range(max(cfg.target.crop_tries, 1)):
         if chosen:
             origin = _place_crop(shape, scaled, flip, box, crop, rng)
@@ -128,18 +131,13 @@ def _fit_crop(labels, regions: list[dict], chosen: list[int], shape, scaled, fli
             origin = (int(rng.integers(ymax + 1)), int(rng.integers(xmax + 1)))
         p = aug.plan(shape, scaled, flip, crop, origin, align=reduce)
         y0, y1 = p.window[:2]
-        if layers is None or y0 < first or min(y1, shape[0]) > first + layers.shape[1]:
-            layers, first = labels(y0, y1)  # only the rows under the window
-        warped = [aug.apply(lay, p, linear=False, offset=(first, 0)) for lay in layers]
-        found = [warped[regions[i]["layer"]] == regions[i]["label_id"] for i in chosen]
-        if len(found) == 1:  # the common case: no stacking copy
-            masks, target = found[0][None], found[0]
-        else:
-            masks = np.stack(found) if found else np.zeros((0, *crop), bool)
-            target = masks.any(0)
+        if found is None or not found.holds(y0, y1, shape[0]):
+            found = layer_runs(y0, y1)  # version 4: all rows; older: those under the window
+        masks, labelled = labels.warp_labels(found, n_layers, p, slots)
+        target = masks[0] if len(chosen) == 1 else masks.any(0)
         visible = int(np.count_nonzero(target))
         if best is None or visible > best[0]:
-            best = (visible, p, warped, masks)
+            best = (visible, p, labelled, masks)
         if not chosen or visible >= max(cfg.target.min_object_area, 1):
             break
     return best[1:]
@@ -187,12 +185,10 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     image_bytes = members.get("jpg")
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("decode")
-    p, warped, masks = _fit_crop(lambda y0, y1: schema.decode_layer_rows(members, meta, y0, y1),
-                                 regions, chosen, shape, scaled, flip, cfg, reduce, rng)
+    p, labelled, masks = _fit_crop(
+        lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), regions, chosen,
+        shape, scaled, flip, cfg, reduce, meta["layers"], rng)
     target_mask = masks[0] if len(chosen) == 1 else masks.any(0)
-    labelled = warped[0] > 0
-    for lay in warped[1:]:
-        labelled |= lay > 0
     other = labelled & ~target_mask  # the image's other objects: labelled, not the target
     timer.lap("augment")
 

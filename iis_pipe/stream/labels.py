@@ -1,0 +1,73 @@
+"""A crop's target masks and labelled pixels read straight from label runs (numba).
+
+The same geometry as ``augment.apply(layer, plan, linear=False)`` followed by comparisons
+with each target's label, without decompressing and resizing whole label rows: a run of the
+source row maps to one span of crop columns (the nearest-neighbour column map is monotonic),
+so each output row is a few span fills, and a row repeated by an upscale is a copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from iis_pipe.records.runs import LayerRuns
+from iis_pipe.stream.augment import Plan
+
+
+@njit(cache=True, nogil=True)
+def nearest_map(n, m):
+    """``(m,) int64`` source index of each of ``m`` outputs resampling ``n`` inputs, centres
+    aligned: OpenCV's ``INTER_NEAREST_EXACT`` (>= 5; Pillow's rule): a half step, then whole
+    steps of ``n / m``, truncated, accumulated in float64 in this order."""
+    out = np.empty(m, np.int64)
+    step = n / m
+    f = step * 0.5
+    for i in range(m):
+        out[i] = min(int(np.floor(f)), n - 1)
+        f += step
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _warp(runs, starts, first, n_rows, n_layers, y0, y1, x0, x1, h, w, flip, py, px, slots,
+          masks, labelled):
+    rows = nearest_map(y1 - y0, h) + y0
+    cols = nearest_map(x1 - x0, w) + x0
+    for j in range(h):
+        y = py + j
+        r = rows[j] - first
+        if j > 0 and rows[j] == rows[j - 1]:
+            labelled[y, px:px + w] = labelled[y - 1, px:px + w]
+            for m in range(slots.shape[0]):
+                masks[m, y, px:px + w] = masks[m, y - 1, px:px + w]
+            continue
+        if r < 0 or r >= n_rows:  # outside the image (or the rows at hand): label 0
+            continue
+        for layer in range(n_layers):
+            a = 0
+            for k in range(starts[layer * n_rows + r], starts[layer * n_rows + r + 1]):
+                b = np.int64(runs[k, 0])
+                label = np.int64(runs[k, 1])
+                if label != 0 and b > cols[0] and a <= cols[w - 1]:
+                    lo = np.searchsorted(cols, a)
+                    hi = np.searchsorted(cols, b)
+                    if flip:
+                        lo, hi = w - hi, w - lo
+                    labelled[y, px + lo:px + hi] = True
+                    for m in range(slots.shape[0]):
+                        if slots[m, 0] == layer and slots[m, 1] == label:
+                            masks[m, y, px + lo:px + hi] = True
+                a = b
+
+
+def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The crop of plan ``p`` from label runs holding the window's rows: ``(masks (M, Hc, Wc)
+    bool, labelled (Hc, Wc) bool)``, ``masks[m]`` where layer ``slots[m, 0]`` holds label
+    ``slots[m, 1]`` (``slots (M, 2) int64``), ``labelled`` where any layer holds a label."""
+    masks = np.zeros((len(slots), *p.crop), bool)
+    labelled = np.zeros(p.crop, bool)
+    _warp(lr.runs, lr.starts, lr.first, lr.rows, n_layers, *p.window, *p.size, p.flip, *p.paste,
+          slots, masks, labelled)
+    return masks, labelled
