@@ -265,19 +265,30 @@ def test_photometric_equals_the_saturating_opencv_passes(grabcut_dir):
     cfg = AugmentConfig(brightness_contrast_prob=1.0, rgb_shift_prob=1.0)
     wide = AugmentConfig(brightness_contrast_prob=1.0, rgb_shift_prob=1.0, rgb_shift_limit=60,
                          brightness_limit=(-0.6, 0.6), contrast_limit=(-0.5, 1.0))
+    only_bc = AugmentConfig(brightness_contrast_prob=1.0, rgb_shift_prob=0.0)
+    only_shift = AugmentConfig(brightness_contrast_prob=0.0, rgb_shift_prob=1.0)
+    neither = AugmentConfig(brightness_contrast_prob=0.0, rgb_shift_prob=0.0)
     paths = sorted((grabcut_dir / "data_GT").glob("*.jpg"))[:12]
+    saturated = 0
     for n, path in enumerate(paths):
         img = decode_image(*read_image_file(path)[:2])
-        for c in (cfg, wide):
-            got = photometric(img, c, np.random.default_rng(n))
+        for c in (cfg, wide, only_bc, only_shift, neither):
+            slot = np.zeros_like(img)
+            got = photometric(img, c, np.random.default_rng(n), out=slot)
+            assert got is slot
             rng = np.random.default_rng(n)  # the same draws, the two plain OpenCV passes
-            rng.random()
-            alpha, beta = 1.0 + rng.uniform(*c.contrast_limit), rng.uniform(*c.brightness_limit)
-            want = cv2.addWeighted(img, alpha, img, 0.0, beta * 255.0)
-            rng.random()
-            shift = rng.uniform(-c.rgb_shift_limit, c.rgb_shift_limit, size=3)
-            want = cv2.add(want, (*shift.tolist(), 0.0))
+            want = img
+            if rng.random() < c.brightness_contrast_prob:
+                alpha = 1.0 + rng.uniform(*c.contrast_limit)
+                beta = rng.uniform(*c.brightness_limit)
+                want = cv2.addWeighted(img, alpha, img, 0.0, beta * 255.0)
+            if rng.random() < c.rgb_shift_prob:
+                shift = rng.uniform(-c.rgb_shift_limit, c.rgb_shift_limit, size=3)
+                want = cv2.add(want, (*shift.tolist(), 0.0))
             assert np.array_equal(got, want)
+            assert np.array_equal(photometric(img, c, np.random.default_rng(n)), want)
+            saturated += int(np.count_nonzero((want == 0) | (want == 255)) > 1000)
+    assert saturated > 12  # clipping happened in many
 
 
 @pytest.mark.realdata
