@@ -94,9 +94,9 @@ def decode_array(data: bytes) -> np.ndarray:
             dec = _zstd()
             raw = dec.decompress(data)  # the first frame only, in one piece: the common case
             dtype, shape, offset = _npy_header(raw)
-            if len(raw) < offset + int(np.prod(shape)) * dtype.itemsize:  # banded: read on
+            if len(raw) < offset + math.prod(shape) * dtype.itemsize:  # banded: read on
                 raw = dec.decompressobj(read_across_frames=True).decompress(data)
-        return np.frombuffer(raw, dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+        return np.frombuffer(raw, dtype, count=math.prod(shape), offset=offset).reshape(shape)
     except _ERRORS as e:
         raise ValueError(f"corrupt array member ({e})") from None
 
