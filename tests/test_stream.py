@@ -102,7 +102,7 @@ def _nearest_reference(n, m):
 def test_nearest_map_is_the_centre_rule_and_opencv_nearest_exact():
     import cv2
 
-    from iis_pipe.stream.labels import nearest_map
+    from iis_pipe.stream.nearest import nearest_map
 
     opencv5 = int(cv2.__version__.split(".")[0]) >= 5  # 4.x rounds a 16-bit fixed point
     sizes = [*range(1, 40), 100, 229, 320, 333, 427, 480, 640, 854, 1200]
@@ -116,38 +116,53 @@ def test_nearest_map_is_the_centre_rule_and_opencv_nearest_exact():
                 np.testing.assert_array_equal(got, want)
 
 
-def _warp_reference(layers, first, p, slots):
-    """Plain numpy: gather the window's nearest pixels from ``layers (L, n, W)`` (image rows
-    from ``first``; outside: label 0), mirror, paste, compare."""
+def _nearest_crop(a, origin, p, fill):
+    """Plain numpy: the crop of plan ``p`` from ``a (L, n, m)`` (its ``[0, 0]`` at original
+    pixel ``origin``): gather the window's nearest pixels, mirror, paste; off ``a``: ``fill``."""
     y0, y1, x0, x1 = p.window
-    rows = _nearest_reference(y1 - y0, p.size[0]) + y0 - first
-    cols = _nearest_reference(x1 - x0, p.size[1]) + x0
-    padded = np.zeros((len(layers), len(layers[0]) + 2, layers.shape[2] + 2), layers.dtype)
-    padded[:, 1:-1, 1:-1] = layers  # index 0 and -1: outside
-    rows = np.where((rows >= 0) & (rows < layers.shape[1]), rows + 1, 0)
-    cols = np.where((cols >= 0) & (cols < layers.shape[2]), cols + 1, 0)
+    rows = _nearest_reference(y1 - y0, p.size[0]) + y0 - origin[0]
+    cols = _nearest_reference(x1 - x0, p.size[1]) + x0 - origin[1]
+    padded = np.full((len(a), a.shape[1] + 1, a.shape[2] + 1), fill, a.dtype)
+    padded[:, :-1, :-1] = a  # index -1: off a
+    rows = np.where((rows >= 0) & (rows < a.shape[1]), rows, -1)
+    cols = np.where((cols >= 0) & (cols < a.shape[2]), cols, -1)
     block = padded[:, rows][:, :, cols]
     if p.flip:
         block = block[:, :, ::-1]
-    crop = np.zeros((len(layers), *p.crop), layers.dtype)
+    crop = np.full((len(a), *p.crop), fill, a.dtype)
     crop[:, p.paste[0]:p.paste[0] + p.size[0], p.paste[1]:p.paste[1] + p.size[1]] = block
+    return crop
+
+
+def _warp_reference(layers, first, p, slots):
+    """Masks of ``slots`` and labelled pixels of the crop from ``layers (L, n, W)``."""
+    crop = _nearest_crop(layers, (first, 0), p, 0)
     masks = np.array([crop[layer] == label for layer, label in slots], bool)
     return masks.reshape(-1, *p.crop), (crop > 0).any(0)
+
+
+def _random_plans(rng, shape, n):
+    from iis_pipe.stream.augment import AugmentConfig, draw_scale_flip, origin_range
+
+    wide = AugmentConfig(scale_range=(0.2, 2.5))  # padding (small scales) and big upscales
+    for _ in range(n):
+        scaled, flip = draw_scale_flip(shape, wide, rng)
+        crop = (int(rng.integers(40, 400)), int(rng.integers(40, 500)))
+        top = origin_range(scaled, crop)
+        origin = (int(rng.integers(top[0] + 1)), int(rng.integers(top[1] + 1)))
+        yield plan(shape, scaled, flip, crop, origin, align=int(rng.choice([1, 2, 8])))
 
 
 @pytest.mark.realdata
 def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
     import cv2
 
+    from conftest import real_instances
     from iis_pipe.records import masks as layering, runs
-    from iis_pipe.stream.augment import AugmentConfig, draw_scale_flip, origin_range
-    from iis_pipe.stream.labels import warp_labels
+    from iis_pipe.stream.nearest import warp_labels
 
     opencv5 = int(cv2.__version__.split(".")[0]) >= 5
-    from conftest import real_instances
-
     rng = np.random.default_rng(3)
-    wide = AugmentConfig(scale_range=(0.2, 2.5))  # padding (small scales) and big upscales
     checked = flips = padded = 0
     for _, inst in real_instances(davis_dir, voc_sample_dir, 60):
         inst = np.concatenate([inst, np.roll(inst[:1], (15, 30), (1, 2))])  # overlaps: 2 layers
@@ -155,12 +170,7 @@ def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
         h, w = inst.shape[1:]
         n_layers = len(stacked) // h
         layers = stacked.reshape(n_layers, h, w)
-        for _ in range(40):
-            scaled, flip = draw_scale_flip((h, w), wide, rng)
-            crop = (int(rng.integers(40, 400)), int(rng.integers(40, 500)))
-            top = origin_range(scaled, crop)
-            origin = (int(rng.integers(top[0] + 1)), int(rng.integers(top[1] + 1)))
-            p = plan((h, w), scaled, flip, crop, origin, align=int(rng.choice([1, 2, 8])))
+        for p in _random_plans(rng, (h, w), 40):
             # all rows, or the window's rows only (as older records give them)
             a, b = (0, h) if rng.random() < 0.5 else (max(p.window[0], 0), min(p.window[1], h))
             part = layers[:, a:b]
@@ -180,6 +190,42 @@ def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
             flips += p.flip
             padded += p.size != p.crop
     assert checked > 200 and flips > 50 and padded > 25
+
+
+@pytest.mark.realdata
+def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sample_dir):
+    import cv2
+
+    from conftest import real_instances
+    from iis_pipe.records import distances
+    from iis_pipe.regions.candidates import bbox_xywh
+    from iis_pipe.stream.nearest import resample_box
+
+    opencv5 = int(cv2.__version__.split(".")[0]) >= 5
+    coding = distances.DistanceCoding(1.0, 60)  # a small clip: windows end inside the image
+    rng = np.random.default_rng(4)
+    checked = 0
+    for _, inst in real_instances(davis_dir, voc_sample_dir, 70):
+        for mask in inst[:3]:
+            q, (wy, wx, _, _) = distances.encode_region(mask, bbox_xywh(mask), coding)
+            for p in _random_plans(rng, mask.shape, 25):
+                whole = _nearest_crop(q[None], (wy, wx), p, coding.clip)[0]
+                by0, by1 = sorted(int(v) for v in rng.integers(0, p.crop[0] + 1, 2))
+                bx0, bx1 = sorted(int(v) for v in rng.integers(0, p.crop[1] + 1, 2))
+                box = (by0, by1, bx0, bx1)
+                out = np.empty((by1 - by0, bx1 - bx0), np.uint8)
+                np.testing.assert_array_equal(resample_box(q, (wy, wx), p, box, coding.clip, out),
+                                              whole[by0:by1, bx0:bx1])
+                a, b = p.source_rows(by0, by1)  # the stored rows the stream decodes
+                a, b = min(max(a - wy, 0), len(q)), min(max(b - wy, 0), len(q))
+                part = np.empty_like(out)
+                resample_box(q[a:b], (wy + a, wx), p, box, coding.clip, part)
+                np.testing.assert_array_equal(part, out)
+                if opencv5:
+                    want = apply(q, p, linear=False, fill=coding.clip, offset=(wy, wx))
+                    np.testing.assert_array_equal(out, want[by0:by1, bx0:bx1])
+                checked += 1
+    assert checked > 200
 
 
 @pytest.mark.realdata

@@ -3,7 +3,7 @@ the runs of equal labels along it.
 
 Masks are mostly long runs, so this is small (DAVIS: ~1.3 k runs, 2 KB compressed, against
 410 KB of label pixels) and, unlike label pixels, needs no decompression of whole rows: the
-training stream reads a crop's labels straight from the runs (``iis_pipe.stream.labels``).
+training stream reads a crop's labels straight from the runs (``iis_pipe.stream.nearest``).
 
 Format: an ``(N, 2)`` array, row after row, one ``[end, label]`` per run (``end`` exclusive,
 the run starts where the previous one of its row ended, or at 0); every row's last run ends

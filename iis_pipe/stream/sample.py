@@ -18,7 +18,7 @@ from iis_pipe.images import decode_image, decode_jpeg_window
 from iis_pipe.records import arrays, schema
 from iis_pipe.regions.select import choose_regions
 from iis_pipe.stream import augment as aug
-from iis_pipe.stream import labels
+from iis_pipe.stream import nearest
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled,
         y0, y1 = p.window[:2]
         if found is None or not found.holds(y0, y1, shape[0]):
             found = layer_runs(y0, y1)  # version 4: all rows; older: those under the window
-        masks, labelled = labels.warp_labels(found, n_layers, p, slots)
+        masks, labelled = nearest.warp_labels(found, n_layers, p, slots)
         target = masks[0] if len(chosen) == 1 else masks.any(0)
         visible = int(np.count_nonzero(target))
         if best is None or visible > best[0]:
@@ -145,16 +145,17 @@ def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled,
 
 def _levels(members: dict[str, bytes], meta: dict, chosen: list[int], p: aug.Plan,
             box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.float32]:
-    """The targets' stored distance maps in the crop, resized with the image, over ``box``
-    ``(y0, y1, x0, x1)`` of the crop (where the click sampler reads them; only the stored
-    bands under it are decompressed): ``((M, h, w) uint8 levels, pixels per level)``."""
+    """The targets' stored distance maps in the crop over ``box`` ``(y0, y1, x0, x1)`` of it
+    (where the click sampler reads them; only the stored bands under it are decompressed),
+    resampled with the nearest rule as the masks are, so each region's inside levels lie on its
+    crop mask: ``((M, h, w) uint8 levels, crop pixels per level)``."""
     coding = schema.coding_of(meta)
     y0, y1, x0, x1 = box
     levels = np.empty((len(chosen), y1 - y0, x1 - x0), np.uint8)
     src = p.source_rows(y0, y1)
     for n, i in enumerate(chosen):
         q, origin = schema.decode_dt_rows(members, meta, meta["regions"][i], *src)
-        levels[n] = aug.apply(q, p, linear=True, fill=coding.clip, offset=origin)[y0:y1, x0:x1]
+        nearest.resample_box(q, origin, p, box, coding.clip, levels[n])
     return levels, np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
 
 

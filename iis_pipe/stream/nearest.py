@@ -1,9 +1,12 @@
-"""A crop's target masks and labelled pixels read straight from label runs (numba).
+"""Nearest-neighbour resampling of a plan's window into the crop (numba): the geometry of
+``augment.apply(array, plan, linear=False)``, computed only where it is needed.
 
-The same geometry as ``augment.apply(layer, plan, linear=False)`` followed by comparisons
-with each target's label, without decompressing and resizing whole label rows: a run of the
-source row maps to one span of crop columns (the nearest-neighbour column map is monotonic),
-so each output row is a few span fills, and a row repeated by an upscale is a copy.
+- ``warp_labels``: the crop's target masks and labelled pixels straight from label runs, without
+  decompressing and resizing whole label rows: a run of a source row maps to one span of crop
+  columns (the column map is monotonic), so an output row is a few span fills.
+- ``resample_box``: a stored map (distance levels) over a box of the crop only.
+
+An output row whose source row repeats the previous one (an upscale) is a copy.
 """
 
 from __future__ import annotations
@@ -71,3 +74,41 @@ def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray
     _warp(lr.runs, lr.starts, lr.first, lr.rows, n_layers, *p.window, *p.size, p.flip, *p.paste,
           slots, masks, labelled)
     return masks, labelled
+
+
+@njit(cache=True, nogil=True)
+def _resample_box(a, ay, ax, y0, y1, x0, x1, h, w, flip, py, px, by0, by1, bx0, bx1, fill,
+                  out):
+    rows = nearest_map(y1 - y0, h) + y0 - ay
+    cols = nearest_map(x1 - x0, w) + x0 - ax
+    src = np.empty(bx1 - bx0, np.int64)  # column of ``a`` per box column, -1: fill
+    for k in range(bx1 - bx0):
+        i = bx0 + k - px
+        c = -1 if i < 0 or i >= w else cols[w - 1 - i] if flip else cols[i]
+        src[k] = c if 0 <= c < a.shape[1] else -1
+    prev = -2
+    for y in range(by0, by1):
+        j = y - py
+        r = rows[j] if 0 <= j < h else -1
+        r = r if 0 <= r < a.shape[0] else -1
+        o = out[y - by0]
+        if r == prev:
+            o[:] = out[y - by0 - 1]
+            continue
+        prev = r
+        if r < 0:
+            o[:] = fill
+            continue
+        row = a[r]
+        for k in range(src.size):
+            c = src[k]
+            o[k] = row[c] if c >= 0 else fill
+
+
+def resample_box(array: np.ndarray, origin: tuple[int, int], p: Plan,
+                 box: tuple[int, int, int, int], fill: int, out: np.ndarray) -> np.ndarray:
+    """Box ``(y0, y1, x0, x1)`` of the crop of plan ``p`` from ``array`` (``(n, m)``, its
+    ``[0, 0]`` at original pixel ``origin`` ``(y, x)``; pixels off it, and padding, read as
+    ``fill``), into ``out`` (``(y1 - y0, x1 - x0)``, ``array``'s dtype)."""
+    _resample_box(array, *origin, *p.window, *p.size, p.flip, *p.paste, *box, fill, out)
+    return out
