@@ -4,7 +4,11 @@
 - ``warp_labels``: the crop's target masks and labelled pixels straight from label runs, without
   decompressing and resizing whole label rows: a run of a source row maps to one span of crop
   columns (the column map is monotonic), so an output row is a few span fills.
-- ``resample_box``: a stored map (distance levels) over a box of the crop only.
+- ``resample_box``: a stored map over a box of the crop (the distance levels where the click
+  sampler reads them; the ignore mask over the whole crop).
+
+Every mask and map of a sample takes this one rule (OpenCV 5's ``INTER_NEAREST_EXACT``; 4.x
+rounds differently at ties), so they stay aligned whatever OpenCV is installed.
 
 An output row whose source row repeats the previous one (an upscale) is a copy.
 """

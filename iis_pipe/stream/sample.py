@@ -202,8 +202,9 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
                             cfg.augment, rng, out=out.get("image"))
     pad_ignore = cfg.target.pad_ignore
     if ignore_full is not None and ignore_full.any():
-        ignore = aug.apply(ignore_full.view(np.uint8), p, linear=False,
-                           fill=int(pad_ignore)).view(bool)
+        ignore = nearest.resample_box(ignore_full.view(np.uint8), (0, 0), p,
+                                      (0, crop[0], 0, crop[1]), int(pad_ignore),
+                                      np.empty(crop, np.uint8)).view(bool)
     elif pad_ignore and p.size != p.crop:  # only padding can be ignored
         ignore = aug.padding_mask(p)
     else:  # None, not all False: the click sampler then tests no pixel for it
