@@ -35,19 +35,42 @@ class LayerRuns(NamedTuple):
         return self.first <= max(y0, 0) and min(y1, height) <= self.first + self.rows
 
 
+@njit(cache=True, nogil=True)
+def _count(layers):
+    """Number of runs of ``layers`` (branch-free: vectorised)."""
+    n = 0
+    for y in range(layers.shape[0]):
+        row = layers[y]
+        c = 1
+        for x in range(1, row.size):
+            c += row[x] != row[x - 1]
+        n += c
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _encode(layers, out):
+    n = 0
+    w = layers.shape[1]
+    for y in range(layers.shape[0]):
+        row = layers[y]
+        for x in range(1, w):
+            if row[x] != row[x - 1]:
+                out[n, 0] = x
+                out[n, 1] = row[x - 1]
+                n += 1
+        out[n, 0] = w
+        out[n, 1] = row[w - 1]
+        n += 1
+
+
 def encode_runs(layers: np.ndarray) -> np.ndarray:
     """``(R, W)`` uint8/uint16 labels -> ``(N, 2)`` runs (uint16, or uint32 when needed)."""
-    r, w = layers.shape
-    change = np.ones((r, w), bool)
-    np.not_equal(layers[:, 1:], layers[:, :-1], out=change[:, 1:])
-    ys, xs = np.nonzero(change)
-    runs = np.empty((len(xs), 2), np.uint16 if max(w, int(layers.max(initial=0))) <= 0xFFFF
-                    else np.uint32)
-    runs[:-1, 0] = xs[1:]
-    runs[np.flatnonzero(np.diff(ys)), 0] = w  # a row's last run ends at W
-    runs[-1:, 0] = w
-    runs[:, 1] = layers[ys, xs]
-    return runs
+    layers = np.ascontiguousarray(layers)
+    dtype = np.uint16 if max(layers.shape[1], int(layers.max(initial=0))) <= 0xFFFF else np.uint32
+    out = np.empty((_count(layers), 2), dtype)
+    _encode(layers, out)
+    return out
 
 
 @njit(cache=True, nogil=True)
