@@ -1,8 +1,8 @@
 """Label layers as runs: each row of the stacked ``(L*H, W)`` label layers (see ``masks``) as
 the runs of equal labels along it.
 
-Masks are mostly long runs, so this is small (DAVIS: ~1.3 k runs, 2 KB compressed, against
-410 KB of label pixels) and, unlike label pixels, needs no decompression of whole rows: the
+Masks are mostly long runs, so this is small (DAVIS: 1.9 k runs on average, 1.7 KB compressed,
+against 410 KB of label pixels) and, unlike label pixels, needs no decompression of whole rows: the
 training stream reads a crop's labels straight from the runs (``iis_pipe.stream.nearest``).
 
 Format: an ``(N, 2)`` array, row after row, one ``[end, label]`` per run (``end`` exclusive,

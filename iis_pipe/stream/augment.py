@@ -178,6 +178,8 @@ def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
     if rng.random() < cfg.rgb_shift_prob:
         shift[:] = rng.uniform(-cfg.rgb_shift_limit, cfg.rgb_shift_limit, size=3)
     out = np.empty_like(image) if out is None else out
+    if not out.flags.c_contiguous:  # written through a reshaped view
+        raise ValueError("photometric: out must be C-contiguous")
     h, w = image.shape[:2]
     _saturating(np.ascontiguousarray(image).reshape(h, w * 3), out.reshape(h, w * 3), alpha,
                 beta, np.tile(shift, w))

@@ -114,5 +114,8 @@ def resample_box(array: np.ndarray, origin: tuple[int, int], p: Plan,
     """Box ``(y0, y1, x0, x1)`` of the crop of plan ``p`` from ``array`` (``(n, m)``, its
     ``[0, 0]`` at original pixel ``origin`` ``(y, x)``; pixels off it, and padding, read as
     ``fill``), into ``out`` (``(y1 - y0, x1 - x0)``, ``array``'s dtype)."""
+    if out.shape != (box[1] - box[0], box[3] - box[2]) or array.ndim != 2:
+        raise ValueError(f"out {out.shape} must be the box's shape and array 2-D, got box "
+                         f"{box}, array {array.shape}")  # the kernel checks no bounds
     _resample_box(array, *origin, *p.window, *p.size, p.flip, *p.paste, *box, fill, out)
     return out
