@@ -25,7 +25,7 @@ import zstandard
 LEVEL = 3
 LZ4_LEVEL = 3  # the first high-compression level: smaller than levels 0-2, decodes faster
 CODECS = ("zstd", "lz4")
-_ZSTD_MAGIC, _LZ4_MAGIC = b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"  # zstd frames are anything else
 _ERRORS = (zstandard.ZstdError, RuntimeError, ValueError, SyntaxError)  # lz4 raises RuntimeError
 
 

@@ -113,7 +113,8 @@ def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled,
               cfg: SampleConfig, reduce: int, n_layers: int, rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
     pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
-    bool)``. ``layer_runs(y0, y1)``: the label layers' ``LayerRuns`` holding rows [y0, y1)."""
+    bool, their union (Hc, Wc) bool)``. ``layer_runs(y0, y1)``: the label layers'
+    ``LayerRuns`` holding rows [y0, y1)."""
     crop = cfg.augment.crop_size
     slots = np.array([[regions[i]["layer"], regions[i]["label_id"]] for i in chosen],
                      np.int64).reshape(-1, 2)
@@ -137,7 +138,7 @@ def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled,
         target = masks[0] if len(chosen) == 1 else masks.any(0)
         visible = int(np.count_nonzero(target))
         if best is None or visible > best[0]:
-            best = (visible, p, labelled, masks)
+            best = (visible, p, labelled, masks, target)
         if not chosen or visible >= max(cfg.target.min_object_area, 1):
             break
     return best[1:]
@@ -186,10 +187,9 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     image_bytes = members.get("jpg")
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("decode")
-    p, labelled, masks = _fit_crop(
+    p, labelled, masks, target_mask = _fit_crop(
         lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), regions, chosen,
         shape, scaled, flip, cfg, reduce, meta["layers"], rng)
-    target_mask = masks[0] if len(chosen) == 1 else masks.any(0)
     other = labelled & ~target_mask  # the image's other objects: labelled, not the target
     timer.lap("augment")
 
