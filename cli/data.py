@@ -118,6 +118,8 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
                f"distances {b['dt']:,} ({b['dt'] / max(b['image'], 1):.2f}x images)  "
                f"total {b['total']:,}")
     click.echo(f"{res.processed} images in {res.seconds:.1f} s: {res.images_per_s:.1f} images/s")
+    for source, found in res.mask_encoding.items():
+        click.echo(f"masks of {source}: " + ", ".join(f"{enc} {n}" for enc, n in found.items()))
     for reason, n in sorted(res.reject_reasons.items(), key=lambda kv: -kv[1]):
         click.echo(f"  rejected {n:5d}: {reason}")
     if res.rejects:

@@ -62,6 +62,7 @@ class PrepareResult:
     processed: int
     shards: int
     timings: dict[str, float] = field(default_factory=dict)
+    mask_encoding: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def images_per_s(self) -> float:
@@ -74,7 +75,8 @@ class PrepareError(RuntimeError):
 
 def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dict[str, Any]:
     """Load one item and encode its record. Returns a result dict (picklable): either
-    ``{"key", "members", "rows", "checksum", "timings"}`` or ``{"key", "file", "reason"}``."""
+    ``{"key", "members", "rows", "checksum", "notes", "timings"}`` or ``{"key", "file", "reason"}``;
+    ``notes`` (for the manifest) has the source and its mask encoding."""
     t0 = time.perf_counter()
     try:
         sample = sources.get_format(fmt).load(item)
@@ -105,7 +107,8 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
                 "reason": f"unexpected {type(e).__name__}: {e}"}
     rec_meta = schema.decode_meta(members)
     checksum = schema.checksum(members)
-    return {"key": sample.key, "members": members, "checksum": checksum,
+    notes = {"source": sample.meta["source"], "mask_encoding": sample.mask_encoding}
+    return {"key": sample.key, "members": members, "checksum": checksum, "notes": notes,
             "rows": idx.region_rows(rec_meta, "", checksum),
             "timings": {"load": t1 - t0, "regions": t2 - t1, "encode": t3 - t2}}
 
@@ -215,7 +218,8 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
                     writer.add_reject(res["key"], res["file"], res["reason"], res["input"])
                 else:
                     t0 = time.perf_counter()
-                    writer.add_record(res["key"], res["members"], res["rows"], res["checksum"])
+                    writer.add_record(res["key"], res["members"], res["rows"], res["checksum"],
+                                      res["notes"])
                     timings["write"] += time.perf_counter() - t0
                     timings.update(res["timings"])
                 bar.update()
@@ -253,12 +257,22 @@ def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, second
               for p in parts if p["shard"]]
     manifest = {**run, "counts": {"inputs": n_inputs, "records": len(records),
                                   "regions": len(rows), "rejects": len(rejects)},
-                "reject_reasons": dict(reasons), "bytes": byte_sums, "shards": shards}
+                "reject_reasons": dict(reasons), "bytes": byte_sums, "shards": shards,
+                "mask_encoding": mask_encodings(records)}
     idx.write_json(manifest, out / idx.MANIFEST_FILE)
     return PrepareResult(out=out, inputs=n_inputs, records=len(records), regions=len(rows),
                          rejects=len(rejects), reject_reasons=dict(reasons), bytes=byte_sums,
                          seconds=seconds, processed=processed, shards=len(shards),
-                         timings=timings)
+                         timings=timings, mask_encoding=manifest["mask_encoding"])
+
+
+def mask_encodings(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """``{source: {mask encoding: records}}`` from the sidecars' record notes."""
+    found: dict[str, Counter] = {}
+    for r in records:
+        notes = r.get("notes", {})
+        found.setdefault(notes.get("source", "?"), Counter())[notes.get("mask_encoding") or "unknown"] += 1
+    return {source: dict(sorted(c.items())) for source, c in sorted(found.items())}
 
 
 def _reason_kind(reason: str) -> str:

@@ -120,8 +120,9 @@ def load(item: SourceItem) -> Sample:
         raise BadInput(item.files["image"], f"image is {h}x{w} but the annotation file says "
                                             f"{listed[0]}x{listed[1]}", item.key)
     ann_file = item.files["annotations"]
-    instances, meta, ignore = [], [], np.zeros((h, w), bool)
+    instances, meta, ignore, forms = [], [], np.zeros((h, w), bool), set()
     for ann in item.extra["annotations"]:
+        forms.add(segmentation_form(ann["segmentation"]))
         try:
             mask = decode_segmentation(ann["segmentation"], h, w)
         except (ValueError, TypeError) as e:
@@ -131,7 +132,14 @@ def load(item: SourceItem) -> Sample:
         elif mask.any():
             instances.append(mask)
             meta.append({"label": ann["category"], "category_id": ann["category_id"], "source_id": ann["id"]})
-    return make_sample(item, image, instances, meta, ignore, [ann_file])
+    return make_sample(item, image, instances, meta, ignore, [ann_file], mask_encoding=" + ".join(sorted(forms)))
+
+
+def segmentation_form(seg) -> str:
+    """``"polygon"``, ``"rle"`` (uncompressed counts) or ``"compressed rle"`` (a counts string)."""
+    if isinstance(seg, dict):
+        return "compressed rle" if isinstance(seg.get("counts"), str) else "rle"
+    return "polygon"
 
 
 def decode_segmentation(seg, h: int, w: int) -> np.ndarray:
