@@ -168,7 +168,10 @@ def make_sample(item: SourceItem, image: tuple[bytes, str, tuple[int, int]],
     ``mask_encoding`` names how the masks were stored (``sources.masks``).
     """
     data, ext, size = image
-    stacked = np.stack(instances).astype(bool, copy=False) if len(instances) else np.zeros((0, *size), bool)
+    if isinstance(instances, np.ndarray):
+        stacked = instances.astype(bool, copy=False)  # no copy of what may be a large stack
+    else:
+        stacked = np.stack(instances).astype(bool, copy=False) if instances else np.zeros((0, *size), bool)
     if not stacked.any():
         raise BadInput(mask_files[0] if mask_files else item.files.get("image", item.key),
                        "empty mask (no instance pixels)", item.key)
