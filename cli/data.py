@@ -80,12 +80,15 @@ def _fail(e: Exception) -> click.ClickException:
               help="0 stores JPEG bytes untouched. N re-codes them without loss (same pixels) "
                    "with a restart marker every N MCUs, so training decodes only a crop's part "
                    "(4 is a good N: files about 3 % larger).")
+@click.option("--max-side", type=click.IntRange(min=1), default=None,
+              help="Shrink images whose longer side exceeds N pixels once, masks with them "
+                   "(area resampling, kept where half covered); the JPEG is re-encoded: lossy.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
 @click.option("--overwrite", is_flag=True, help="Delete an earlier run's output in OUT first.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad input instead of recording it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_components,
-            min_area, dt_step, dt_clip, jpeg_restarts, resume, overwrite, strict, quiet):
+            min_area, dt_step, dt_clip, jpeg_restarts, max_side, resume, overwrite, strict, quiet):
     """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
     webdataset shards of region records with a parquet index."""
     from pipelines.prepare import PrepareError, RecordParams, prepare as run
@@ -100,7 +103,8 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
         except ValueError as e:
             raise click.ClickException(f"{e}; name the layout with --format") from None
     params = RecordParams(split_components=split_components, min_area=min_area,
-                          dt_step=dt_step, dt_clip=dt_clip, jpeg_restarts=jpeg_restarts)
+                          dt_step=dt_step, dt_clip=dt_clip, jpeg_restarts=jpeg_restarts,
+                          max_side=max_side or 0)
     try:
         res = run(source, out, format=fmt, params=params, source_options=_options(opts),
                   workers=workers, shard_size=shard_size, shard_count=shard_count,
@@ -118,6 +122,8 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
                f"distances {b['dt']:,} ({b['dt'] / max(b['image'], 1):.2f}x images)  "
                f"total {b['total']:,}")
     click.echo(f"{res.processed} images in {res.seconds:.1f} s: {res.images_per_s:.1f} images/s")
+    if res.resized:
+        click.echo(f"resized (lossy): {res.resized['note']}")
     for source, found in res.mask_encoding.items():
         click.echo(f"masks of {source}: " + ", ".join(f"{enc} {n}" for enc, n in found.items()))
     for reason, n in sorted(res.reject_reasons.items(), key=lambda kv: -kv[1]):

@@ -100,16 +100,20 @@ def test_thresholds_and_cap_keep_the_largest(tmp_path):
     masks = write_folder(tmp_path, [7])[7]
     (s,) = read(tmp_path, min_predicted_iou=0.9)
     assert [m["source_id"] % 1000 for m in s.instance_meta] == [0, 2]  # 0.80 and 0.70 are out
-    assert s.meta["filtered"] == {"predicted_iou": 2, "stability_score": 0, "max_objects": 0, "empty": 0}
+    assert [(d["source_id"], d["kind"]) for d in s.meta["dropped"]] == [(7001, "predicted_iou"),
+                                                                        (7003, "predicted_iou")]
+    assert s.meta["dropped"][0]["reason"] == "predicted_iou 0.8 < 0.9"
     (s,) = read(tmp_path, min_predicted_iou=0.75, min_stability_score=0.9)
     assert [m["source_id"] % 1000 for m in s.instance_meta] == [0, 1]
-    assert s.meta["filtered"]["predicted_iou"] == 1 and s.meta["filtered"]["stability_score"] == 1
+    assert [(d["source_id"], d["kind"]) for d in s.meta["dropped"]] == [(7002, "stability_score"),
+                                                                        (7003, "predicted_iou")]
     # The masks' areas grow with k (ellipse axes grow), so the two largest are 2 and 3, kept in file order.
     areas = [int(m.sum()) for m in masks]
     assert areas == sorted(areas) and len(set(areas)) == 4
     (s,) = read(tmp_path, max_objects=2)
     assert [m["source_id"] % 1000 for m in s.instance_meta] == [2, 3]
-    assert np.array_equal(s.instances, np.stack(masks[2:])) and s.meta["filtered"]["max_objects"] == 2
+    assert np.array_equal(s.instances, np.stack(masks[2:]))
+    assert [(d["source_id"], d["kind"]) for d in s.meta["dropped"]] == [(7001, "max_objects"), (7000, "max_objects")]
     (nothing,) = read(tmp_path, min_predicted_iou=0.99)
     assert isinstance(nothing, BadInput) and "no mask left" in nothing.reason and "predicted_iou 4" in nothing.reason
     for bad in ({"max_objects": 0}, {"min_predicted_iou": 1.5}, {"min_stability_score": "x"}):
@@ -138,6 +142,7 @@ def test_tar_equals_folder_record_for_record(tmp_path):
         out = tmp_path / f"out-{name}"
         res = prepare(tmp_path / name, out, workers=1, progress=False, source_options={"max_objects": 3})
         assert (res.records, res.regions, res.rejects) == (4, 12, 0)
+        assert json.loads((out / "manifest.json").read_text())["dropped"] == {"max_objects": 4}
         with tarfile.open(out / "shard-000000.tar") as tf:
             runs[name] = {m.name: tf.extractfile(m).read() for m in tf.getmembers()}
         runs[name + "-index"] = read_index(out)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -131,8 +132,9 @@ def read_member(item: SourceItem, name: str) -> bytes:
 
 def load(item: SourceItem) -> Sample:
     """Instances ``(K, H, W)`` in file order, ``{"source_id": id, "predicted_iou",
-    "stability_score"}`` (SA-1B masks have no class). ``meta["filtered"]`` counts the masks left
-    out by each option and the empty ones."""
+    "stability_score"}`` (SA-1B masks have no class). ``meta["dropped"]`` lists each mask left
+    out, ``{"source_id", "kind", "reason"}``, kind ``predicted_iou``, ``stability_score``,
+    ``max_objects`` or ``empty`` (recorded in the record's ``dropped``)."""
     image_name, ann_name = item.files["image"], item.files["mask"]
     image = read_image_bytes(read_member(item, "image"), image_name)
     h, w = image[2]
@@ -146,7 +148,7 @@ def load(item: SourceItem) -> Sample:
         raise BadInput(ann_name, f"image is {h}x{w} but the annotation file says {listed[0]}x{listed[1]}",
                        item.key)
     x = item.extra
-    filtered = {"predicted_iou": 0, "stability_score": 0, "max_objects": 0, "empty": 0}
+    dropped: list[dict] = []
     kept: list[tuple[dict, dict]] = []
     for ann in annotations:
         try:
@@ -160,20 +162,26 @@ def load(item: SourceItem) -> Sample:
         except (ValueError, TypeError, KeyError) as e:
             raise BadInput(ann_name, f"corrupt annotation {_ann_id(ann)}: {e}", item.key) from None
         if below:
-            filtered[below[0]] += 1
+            k = below[0]
+            dropped.append({"source_id": ann.get("id"), "kind": k,
+                            "reason": f"{k} {scores[k]} < {x[f'min_{k}']}"})
         else:
             kept.append((ann, rle))
-    areas = mask_utils.area([rle for _, rle in kept]) if kept else np.zeros(0)
-    order = np.argsort(-areas.astype(np.int64), kind="stable")
-    filtered["empty"] = int((areas == 0).sum())
+    areas = mask_utils.area([rle for _, rle in kept]).astype(np.int64) if kept else np.zeros(0, np.int64)
+    order = [int(i) for i in np.argsort(-areas, kind="stable")]
     chosen = [i for i in order if areas[i] > 0]
+    dropped += [{"source_id": kept[i][0].get("id"), "kind": "empty", "reason": "no pixel"}
+                for i in order if areas[i] == 0]
     if x["max_objects"] is not None and len(chosen) > x["max_objects"]:
-        filtered["max_objects"] = len(chosen) - x["max_objects"]
+        dropped += [{"source_id": kept[i][0].get("id"), "kind": "max_objects",
+                     "reason": f"area {int(areas[i])}: not among the {x['max_objects']} largest"}
+                    for i in chosen[x["max_objects"]:]]
         chosen = chosen[:x["max_objects"]]
     chosen.sort()
     if not chosen:
+        kinds = Counter(d["kind"] for d in dropped)
         raise BadInput(ann_name, f"no mask left ({len(annotations)} annotations; left out: "
-                                 + ", ".join(f"{k} {n}" for k, n in filtered.items() if n) + ")", item.key)
+                                 + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")", item.key)
     instances = np.empty((len(chosen), h, w), bool)  # filled in place: K full masks are large
     meta = []
     for k, i in enumerate(chosen):
@@ -183,7 +191,7 @@ def load(item: SourceItem) -> Sample:
                      "stability_score": ann.get("stability_score")})
     sample = make_sample(item, image, instances, meta, np.zeros((h, w), bool), [_base(ann_name)],
                          image_file=_base(image_name), mask_encoding="compressed rle")
-    sample.meta["filtered"] = filtered
+    sample.meta["dropped"] = dropped
     return sample
 
 
