@@ -34,12 +34,21 @@ class ByteSize(click.ParamType):
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs; a key given again collects its values in a list
+    (``-O annotations=lvis.json -O annotations=coco.json``)."""
     out: dict[str, object] = {}
+    repeated: set[str] = set()
     for pair in pairs:
         key, eq, value = pair.partition("=")
+        key = key.strip()
         if not eq or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
-        out[key.strip()] = _literal(value.strip())
+        if key in out:
+            if key not in repeated:
+                out[key], repeated = [out[key]], repeated | {key}
+            out[key].append(_literal(value.strip()))
+        else:
+            out[key] = _literal(value.strip())
     return out
 
 
@@ -61,7 +70,8 @@ def _fail(e: Exception) -> click.ClickException:
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder for shards, index and manifest.")
 @click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE",
-              help="Source option (repeatable), e.g. -O split=val -O ignore_value=255.")
+              help="Source option (repeatable; a key given twice makes a list), e.g. -O split=val "
+                   "-O ignore_value=255 -O annotations=lvis.json -O annotations=coco.json.")
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores; 1 runs in this process).")
 @click.option("--shard-size", type=ByteSize(), default="256MB", show_default=True,
@@ -124,6 +134,8 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
     click.echo(f"{res.processed} images in {res.seconds:.1f} s: {res.images_per_s:.1f} images/s")
     if res.resized:
         click.echo(f"resized (lossy): {res.resized['note']}")
+    if res.dropped:
+        click.echo("instances dropped: " + ", ".join(f"{kind} {n}" for kind, n in res.dropped.items()))
     for source, found in res.mask_encoding.items():
         click.echo(f"masks of {source}: " + ", ".join(f"{enc} {n}" for enc, n in found.items()))
     for reason, n in sorted(res.reject_reasons.items(), key=lambda kv: -kv[1]):

@@ -68,6 +68,7 @@ class PrepareResult:
     timings: dict[str, float] = field(default_factory=dict)
     mask_encoding: dict[str, dict[str, int]] = field(default_factory=dict)
     resized: dict[str, Any] | None = None  # manifest["resized"] with --max-side
+    dropped: dict[str, int] = field(default_factory=dict)  # instances left out, by kind
 
     @property
     def images_per_s(self) -> float:
@@ -284,7 +285,7 @@ def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, second
                          rejects=len(rejects), reject_reasons=dict(reasons), bytes=byte_sums,
                          seconds=seconds, processed=processed, shards=len(shards),
                          timings=timings, mask_encoding=manifest["mask_encoding"],
-                         resized=manifest.get("resized"))
+                         resized=manifest.get("resized"), dropped=manifest["dropped"])
 
 
 def resized_summary(records: list[dict[str, Any]], max_side: int) -> dict[str, Any]:
