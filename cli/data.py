@@ -170,6 +170,13 @@ def inspect(root, as_json):
     for r in info["area_histogram"]:
         hi = "inf" if r["to"] is None else f"{r['to']:,}"
         click.echo(f"  {r['from']:>9,} - {hi:>9} {r['regions']:6d} " + "#" * round(40 * r["regions"] / top))
+    o = info["objects_per_image"]
+    click.echo(f"objects per image: mean {o['mean']:.1f}, median {o['median']:g}, max {o['max']}")
+    top = max((r["records"] for r in o["histogram"]), default=1) or 1
+    for r in o["histogram"]:
+        span = f"{r['from']}+" if r["to"] is None else (f"{r['from']}" if r["to"] == r["from"]
+                                                        else f"{r['from']}-{r['to']}")
+        click.echo(f"  {span:>9} {r['records']:6d} " + "#" * round(40 * r["records"] / top))
     click.echo(f"{'source':<12}{'records':>9}{'regions':>9}{'reg/rec':>9}{'median area':>13}")
     for s in info["per_source"]:
         click.echo(f"{s['source']:<12}{s['records']:>9}{s['regions']:>9}"
