@@ -66,6 +66,11 @@ def scan(root: Path, *, split: str | None = None, annotations: str | Path | list
     ann_paths = annotation_paths(root, annotations, split)
     several = len(ann_paths) > 1
     split = split or split_name(ann_paths[0])
+    # where each file's images may be: the images= folder, else images/, <split>/ (the option's
+    # or the file's), the root
+    image_dirs = [[option_path(root, images)] if images is not None
+                  else list(dict.fromkeys([root / "images", root / split, root / split_name(p), root]))
+                  for p in ann_paths]
     listed: dict = {}  # image id -> [(file index, entry), ...] in file order
     per_file = []
     for i, path in enumerate(ann_paths):
@@ -82,9 +87,7 @@ def scan(root: Path, *, split: str | None = None, annotations: str | Path | list
                 for i, by_image in enumerate(per_file) for a in by_image.pop(image_id, [])]
         size = (entry.get("height"), entry.get("width"))
         clash = next(((i, e) for i, e in found[1:] if (e.get("height"), e.get("width")) != size), None)
-        bases = list(dict.fromkeys(
-            b for i, _ in found for b in ([option_path(root, images)] if images is not None
-                                          else [root / "images", root / split_name(ann_paths[i]), root])))
+        bases = list(dict.fromkeys(b for i, _ in found for b in image_dirs[i]))
         rels = list(dict.fromkeys(image_relpath(e) for _, e in found))
         path = next((b / r for r in rels for b in bases if (b / r).is_file()), None)
         if clash is not None:
