@@ -58,3 +58,23 @@ def test_max_side_on_real_davis_images(davis_dir, tmp_path):
     assert untouched.resized["records"] == 0
     again = {k: m for s in (tmp_path / "same").glob("shard-*.tar") for k, m in iter_records(s)}
     assert again["180"]["jpg"] == (davis_dir / "img" / "180.jpg").read_bytes()
+
+
+def test_cli_summary_says_lossy(davis_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    root = tmp_path / "dv"
+    for folder in ("img", "gt"):
+        (root / folder).mkdir(parents=True)
+    shutil.copy(davis_dir / "img" / "042.jpg", root / "img")
+    shutil.copy(davis_dir / "gt" / "042.png", root / "gt")
+    r = CliRunner().invoke(main, ["prepare", str(root), "-o", str(tmp_path / "o"), "--max-side", "600",
+                                  "-w", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "resized (lossy): 1 images with a side over 600 px were shrunk" in r.output
+    meta = schema.decode_meta(next(m for _, m in iter_records(next((tmp_path / "o").glob("shard-*.tar")))))
+    assert (meta["height"], meta["width"]) == (337, 600)  # 480 * 600 / 854 = 337.2
+    r = CliRunner().invoke(main, ["prepare", str(root), "-o", str(tmp_path / "p"), "--max-side", "0"])
+    assert r.exit_code != 0 and "--max-side" in r.output
