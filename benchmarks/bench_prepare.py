@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from iis_pipe import sources
+from iis_pipe.data_root import data_root
 from iis_pipe.images import read_image_file
 from iis_pipe.records import distances, schema
 from iis_pipe.regions.candidates import region_candidates
@@ -31,7 +32,7 @@ TARGET_IMAGES_PER_S = 40.0
 
 
 def main() -> int:
-    davis = _single_core.data_root() / "DAVIS"
+    davis = data_root() / "DAVIS"
     if not davis.is_dir():
         print(f"DAVIS not found at {davis}; set IIS_DATA", file=sys.stderr)
         return 2

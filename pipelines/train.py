@@ -28,7 +28,8 @@ from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
 from iis_pipe.plain import to_plain
 from iis_pipe.training.iterative import add_error_clicks
 from iis_pipe.training.losses import masked_bce, normalized_focal_loss
-from pipelines.stream import StreamLoader, ritm_cocolvis_hrnet18, stream_config
+from iis_pipe.stream.loader import StreamLoader, stream_config
+from iis_pipe.stream.presets import PRESETS
 
 LAST = "last.pt"
 LOG = "log.jsonl"
@@ -41,7 +42,7 @@ class TrainConfig:
     model: str = "hrnet18s-conv1s"
     model_kwargs: dict = field(default_factory=dict)
     init_checkpoint: str | None = None   # local weights to start from (config must match)
-    recipe: str = "ritm"                 # "ritm" (RITM COCO+LVIS data recipe) or "plain"
+    recipe: str = "ritm"                 # a name in iis_pipe.stream.PRESETS ("ritm", "plain")
     stream: dict = field(default_factory=dict)  # stream keywords on top of the recipe
     steps: int = 1000
     lr: float = 5e-4
@@ -72,13 +73,9 @@ def _autocast(amp: str | bool, device: torch.device) -> bool:
 
 
 def _stream(cfg: TrainConfig):
-    knobs = dict(cfg.stream)
-    knobs.setdefault("seed", cfg.seed)
-    knobs.setdefault("image_dtype", "uint8")
-    if cfg.recipe == "ritm":
-        return ritm_cocolvis_hrnet18(cfg.shards, **knobs)
-    if cfg.recipe != "plain":
-        raise ValueError(f"recipe must be 'ritm' or 'plain', not {cfg.recipe!r}")
+    if cfg.recipe not in PRESETS:
+        raise ValueError(f"recipe must be one of {sorted(PRESETS)}, not {cfg.recipe!r}")
+    knobs = {**PRESETS[cfg.recipe], "seed": cfg.seed, "image_dtype": "uint8", **cfg.stream}
     knobs.setdefault("resampled", True)  # DDP needs equal batch counts per rank
     knobs.setdefault("samples_per_epoch", 100 * knobs.get("batch_size", 8))
     return stream_config(cfg.shards, **knobs)
