@@ -27,7 +27,7 @@ from iis_pipe.data_root import data_root
 from iis_pipe.profiling.decode import shard_jpegs
 from iis_pipe.profiling.loader import LoaderResult, profile_loader
 from iis_pipe.stream import StreamLoader, ritm_cocolvis_hrnet18
-from pipelines.prepare import RecordParams, prepare
+from iis_pipe.pipelines.prepare import RecordParams, prepare
 
 
 def interleaved(cfgs: dict[str, object], jpegs: dict[str, list[bytes]], batches: int

@@ -133,8 +133,8 @@ def bench_data_wait(args) -> bool:
     from pathlib import Path
 
     from iis_pipe.data_root import data_root
-    from pipelines.prepare import prepare
-    from pipelines.train import TrainConfig, train
+    from iis_pipe.pipelines.prepare import prepare
+    from iis_pipe.pipelines.train import TrainConfig, train
 
     davis = data_root() / "DAVIS"
     if not davis.is_dir():

@@ -26,7 +26,7 @@ from iis_pipe.images import read_image_file
 from iis_pipe.records import distances, schema
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards.tar import iter_records
-from pipelines.prepare import RecordParams, make_record, prepare
+from iis_pipe.pipelines.prepare import RecordParams, make_record, prepare
 
 TARGET_IMAGES_PER_S = 40.0
 

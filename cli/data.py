@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import ByteSize, parse_options
+from iis_pipe.cli.options import ByteSize, parse_options
 from iis_pipe import sources
 from iis_pipe.errors import BadInput
 
@@ -50,7 +50,7 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
             min_area, dt_step, dt_clip, jpeg_restarts, resume, overwrite, strict, quiet):
     """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
     webdataset shards of region records with a parquet index."""
-    from pipelines.prepare import PrepareError, RecordParams, prepare as run
+    from iis_pipe.pipelines.prepare import PrepareError, RecordParams, prepare as run
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
@@ -65,8 +65,9 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
                           dt_step=dt_step, dt_clip=dt_clip, jpeg_restarts=jpeg_restarts)
     try:
         res = run(source, out, format=fmt, params=params,
-                  source_options=parse_options(opts), workers=workers, shard_size=shard_size, shard_count=shard_count,
-                  resume=resume, overwrite=overwrite, strict=strict, progress=not quiet)
+                  source_options=parse_options(opts), workers=workers, shard_size=shard_size,
+                  shard_count=shard_count, resume=resume, overwrite=overwrite, strict=strict,
+                  progress=not quiet)
     except (PrepareError, ValueError, TypeError, FileNotFoundError, BadInput) as e:
         raise _fail(e) from None
     except KeyboardInterrupt:
@@ -91,7 +92,7 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect(root, as_json):
     """Counts, sizes, region areas and sources of a prepared dataset."""
-    from pipelines.inspect import inspect as run
+    from iis_pipe.pipelines.inspect import inspect as run
 
     try:
         info = run(root)
@@ -124,7 +125,7 @@ def inspect(root, as_json):
 def verify(root, quiet):
     """Check checksums, that every record decodes, and that the index matches the shards.
     Exits non-zero on any fault."""
-    from pipelines.verify import verify as run
+    from iis_pipe.pipelines.verify import verify as run
 
     try:
         report = run(root, progress=not quiet)
@@ -147,7 +148,7 @@ def verify(root, quiet):
               default=Path("preview.png"), show_default=True)
 def show(root, key, region, out):
     """Write a preview PNG of one record: regions, ignore pixels, distance map."""
-    from pipelines.preview import show as run
+    from iis_pipe.pipelines.preview import show as run
 
     try:
         path = run(root, out, key=key, region=region)
@@ -164,10 +165,10 @@ def show(root, key, region, out):
 def demo(out, count):
     """The main job on the built-in synthetic dataset: prepare, verify, preview, and a NoC
     evaluation of the classical predictor."""
-    from pipelines.evaluate import evaluate, format_table
-    from pipelines.prepare import prepare as run_prepare
-    from pipelines.preview import show as run_show
-    from pipelines.verify import verify as run_verify
+    from iis_pipe.pipelines.evaluate import evaluate, format_table
+    from iis_pipe.pipelines.prepare import prepare as run_prepare
+    from iis_pipe.pipelines.preview import show as run_show
+    from iis_pipe.pipelines.verify import verify as run_verify
 
     shards = out / "shards"
     res = run_prepare("toy", shards, source_options={"count": count}, overwrite=True)

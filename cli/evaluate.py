@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import parse_options
+from iis_pipe.cli.options import parse_options
 from iis_pipe import sources
 
 
@@ -39,7 +39,7 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
              workers, name, plot_with, quiet):
     """NoC@85/90/95, NoF and mIoU per click of a predictor on each SOURCE (prepared shards or
     a dataset folder), with the standard robot."""
-    from pipelines.evaluate import Protocol, evaluate as run, format_table
+    from iis_pipe.pipelines.evaluate import Protocol, evaluate as run, format_table
 
     try:
         res = run(list(source), out, predictor=predictor,
@@ -65,7 +65,7 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
               default=Path("miou.png"), show_default=True)
 def plot(runs, out):
     """mIoU per click of several evaluation RUNS on one PNG, and their table."""
-    from pipelines.evaluate import format_table, plot_runs, read_summary
+    from iis_pipe.pipelines.evaluate import format_table, plot_runs, read_summary
 
     try:
         summaries = [read_summary(r) for r in runs]

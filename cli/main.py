@@ -1,14 +1,15 @@
 """Entry point of the ``iis-pipe`` console script: the group and its commands.
 
 The command modules define commands and never import this one; keep them thin: parse and check
-options (``cli.options``), call a function in ``pipelines/`` or ``iis_pipe``, print its summary.
+options (``iis_pipe.cli.options``), call a function in ``iis_pipe.pipelines`` or
+``iis_pipe``, print its summary.
 """
 
 from __future__ import annotations
 
 import click
 
-from cli import bench, data, evaluate, profile, train
+from iis_pipe.cli import bench, data, evaluate, profile, train
 from iis_pipe import __version__
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import parse_knobs
+from iis_pipe.cli.options import parse_knobs
 from iis_pipe.stream.presets import PRESETS, preset
 
 

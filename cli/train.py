@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import parse_knobs
+from iis_pipe.cli.options import parse_knobs
 from iis_pipe.stream.presets import PRESETS
 
 
@@ -44,7 +44,7 @@ def train(shards, out, model, init_checkpoint, recipe, knobs, steps, lr, backbon
           quiet):
     """Train an IIS model on SHARDS with iterative click simulation (torchrun for DDP)."""
     from iis_pipe.models import CheckpointError
-    from pipelines.train import TrainConfig, train as run
+    from iis_pipe.pipelines.train import TrainConfig, train as run
 
     stream = parse_knobs(knobs)
     cfg = TrainConfig(shards=list(shards), out=str(out), model=model,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from pipelines.prepare import prepare
+from iis_pipe.pipelines.prepare import prepare
 from iis_pipe.profiling.decode import _decoders, shard_jpegs
 from iis_pipe.profiling.loader import profile_loader
 from iis_pipe.stream import stream_config
