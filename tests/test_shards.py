@@ -79,3 +79,17 @@ def test_interrupted_part_is_invisible_and_cleaned(tmp_path):
 def test_webdataset_key_rule():
     assert split_name("a/b.c.regions.png") == ("a/b", "c.regions.png")
     assert split_name("x.jpg") == ("x", "jpg")
+
+
+def test_writer_names_shards_as_the_schema_says(tmp_path):
+    from iis_pipe.records import schema
+
+    w = PartWriter(tmp_path, max_count=1, prefix="val")
+    for i in range(2):
+        w.add_record(f"k{i}", _members(i), [], checksum="")
+    w.close()
+    assert sorted(p.name for p in tmp_path.glob(schema.shard_glob("val"))) == [
+        schema.shard_name(0, "val"), schema.shard_name(1, "val")] == ["val-000000.tar",
+                                                                      "val-000001.tar"]
+    assert [p["shard"] for p in finished_parts(tmp_path, prefix="val")] == [
+        "val-000000.tar", "val-000001.tar"]

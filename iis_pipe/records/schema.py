@@ -58,11 +58,17 @@ READABLE_VERSIONS = (1, 2, 3, 4)
 # rows per frame of the distance maps (readers decompress the bands they need); finer bands
 # compress worse: distances +17 % bytes at 32 rows, +30 % at 16 (DAVIS)
 BAND_ROWS = 32
-IMAGE_SUFFIXES = ("jpg", "png")
+JPG, PNG = "jpg", "png"
+IMAGE_SUFFIXES = (JPG, PNG)
 RUNS, IGNORE, DT, META = "runs.npy.zst", "ignore.npy.zst", "dt.npy.lz4", "meta.json"
 REGIONS = "regions.npy.zst"  # versions 1 to 3: label layers' pixels in bands
 DT_ZSTD = "dt.npy.zst"  # versions 1 and 2
+# The members every record has besides its image, each under this version's name first, then
+# the names older versions gave it.
+REQUIRED_MEMBERS = ((IGNORE,), (META,), (RUNS, REGIONS), (DT, DT_ZSTD))
 MEMBER_SUFFIXES = IMAGE_SUFFIXES + (RUNS, REGIONS, IGNORE, DT, DT_ZSTD, META)
+# Shards are ``{prefix}-{part:06d}.tar``.
+SHARD_PREFIX = "shard"
 
 
 @dataclass
@@ -201,6 +207,12 @@ def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
     return decode_array(members[IGNORE]).astype(bool, copy=False)
 
 
+def decode_ignore_if_any(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray | None:
+    """``(H, W) bool`` ignore mask, or None when ``meta`` counts no ignored pixel (version 1
+    records do not count them: decoded to find out)."""
+    return decode_ignore(members) if meta.get("ignored", 1) > 0 else None
+
+
 def dt_member(members: dict[str, bytes]) -> bytes:
     """The distance maps' member: ``dt.npy.lz4``, or ``dt.npy.zst`` of version 1 and 2 records."""
     data = members.get(DT, members.get(DT_ZSTD))
@@ -241,11 +253,36 @@ def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
                                              regs[i]["dt_window"], shape, clip) for i in ids])
 
 
-def image_member(members: dict[str, bytes]) -> str:
+def find_image_member(members: dict[str, bytes]) -> str | None:
+    """Suffix of the record's image member (``jpg`` or ``png``), None when it has none."""
     for ext in IMAGE_SUFFIXES:
         if ext in members:
             return ext
-    raise ValueError("record has no image member (jpg or png)")
+    return None
+
+
+def image_member(members: dict[str, bytes]) -> str:
+    """Suffix of the record's image member (``jpg`` or ``png``); ValueError when it has none."""
+    ext = find_image_member(members)
+    if ext is None:
+        raise ValueError("record has no image member (jpg or png)")
+    return ext
+
+
+def missing_members(members: dict[str, bytes]) -> list[str]:
+    """This version's names of the members, other than the image (see ``find_image_member``),
+    that a record lacks under every name a readable version gave them (empty: none missing)."""
+    return [names[0] for names in REQUIRED_MEMBERS if not any(n in members for n in names)]
+
+
+def shard_name(part: int, prefix: str = SHARD_PREFIX) -> str:
+    """File name of shard number ``part``: ``shard-000042.tar``."""
+    return f"{prefix}-{part:06d}.tar"
+
+
+def shard_glob(prefix: str = SHARD_PREFIX) -> str:
+    """Glob pattern matching every ``shard_name`` of ``prefix``: ``shard-*.tar``."""
+    return f"{prefix}-*.tar"
 
 
 def decode_record(members: dict[str, bytes]) -> Record:

@@ -14,21 +14,18 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from iis_pipe.records.schema import SHARD_PREFIX, shard_glob, shard_name
 from iis_pipe.shards import tar as tario
 from iis_pipe.shards.index import write_json
 
 PARTS_DIR = "parts"
 
 
-def shard_name(part: int, prefix: str = "shard") -> str:
-    return f"{prefix}-{part:06d}.tar"
-
-
 class PartWriter:
     """Writes records in order into shards capped by ``max_bytes`` and ``max_count``."""
 
     def __init__(self, out_dir: str | Path, *, first_part: int = 0, max_bytes: int = 256_000_000,
-                 max_count: int = 10_000, prefix: str = "shard"):
+                 max_count: int = 10_000, prefix: str = SHARD_PREFIX):
         if max_bytes <= 0 or max_count <= 0:
             raise ValueError("shard size and count caps must be positive")
         self.out = Path(out_dir)
@@ -106,7 +103,7 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def finished_parts(out_dir: str | Path, prefix: str = "shard") -> list[dict[str, Any]]:
+def finished_parts(out_dir: str | Path, prefix: str = SHARD_PREFIX) -> list[dict[str, Any]]:
     """Sidecars of the complete parts, in order; removes leftovers of an interrupted part."""
     out = Path(out_dir)
     parts = []
@@ -119,7 +116,7 @@ def finished_parts(out_dir: str | Path, prefix: str = "shard") -> list[dict[str,
     done = {s["shard"] for s in parts}
     for leftover in list(out.glob("*.tmp")) + list((out / PARTS_DIR).glob("*.tmp")):
         leftover.unlink()
-    for tar in out.glob(f"{prefix}-*.tar"):
+    for tar in out.glob(shard_glob(prefix)):
         if tar.name not in done:  # renamed but its sidecar never was: redo that part
             tar.unlink()
     return parts
