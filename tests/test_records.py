@@ -360,10 +360,12 @@ def test_min_area_and_components_are_accounted():
 
 
 def _small_record(ignore: np.ndarray, image_ext: str = "jpg") -> dict[str, bytes]:
-    m = np.zeros((1, 40, 30), bool)
-    m[0, 5:20, 8:25] = True
-    return schema.encode_record("k", b"img", image_ext, (40, 30), m, [{"bbox": bbox_xywh(m[0])}],
-                                ignore, {"source": "x", "split": "y"}, distances.DistanceCoding())
+    inst = np.zeros((1, 40, 30), bool)
+    inst[0, 5:20, 8:25] = True
+    m, region_meta, dropped = region_candidates(inst, [{"label": "cat"}])
+    return schema.encode_record("k", b"img", image_ext, (40, 30), m, region_meta, ignore,
+                                {"source": "x", "split": "y", "dropped": dropped},
+                                distances.DistanceCoding())
 
 
 @pytest.mark.parametrize("image_ext", ["jpg", "png"])
@@ -404,3 +406,15 @@ def test_shard_names_and_pattern():
     assert schema.shard_glob() == "shard-*.tar"
     assert fnmatch.fnmatch(schema.shard_name(7, "val"), schema.shard_glob("val"))
     assert not fnmatch.fnmatch(schema.shard_name(7, "val"), schema.shard_glob())
+
+
+def test_written_meta_has_the_typed_keys():
+    meta = schema.decode_meta(_small_record(np.zeros((40, 30), bool)))
+    declared = set(schema.RecordMeta.__annotations__)
+    assert schema.RecordMeta.__required_keys__ <= set(meta) <= declared
+    assert set(meta) - schema.RecordMeta.__required_keys__ == {"ignored"}  # version 4 has it
+    assert set(meta["image"]) == set(schema.ImageMeta.__annotations__)
+    assert set(meta["dt"]) == set(schema.DtMeta.__annotations__)
+    (region,) = meta["regions"]
+    assert schema.RegionMeta.__required_keys__ <= set(region) <= set(schema.RegionMeta.__annotations__)
+    assert {"dt_frames", "label"} <= set(region)

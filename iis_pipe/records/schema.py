@@ -20,7 +20,8 @@ suffix              content
 
 Array members are compressed ``.npy`` files (see ``arrays``).
 
-``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
+``meta.json`` (typed as :class:`RecordMeta`, its regions as :class:`RegionMeta`): ``schema``
+(this version), ``key``, ``source``, ``split``, ``height``,
 ``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``ignored`` (ignore
 pixels: a reader skips an empty mask), ``dt``
 (``{"step", "clip", "band_rows"}``), ``regions`` (per region: ``id``, ``layer``, ``label_id``
@@ -38,12 +39,12 @@ and each map as one frame, without ``layers_frames``, ``band_rows`` and ``dt_fra
 no ``ignored``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Python 3.11's TypedDict sees NotRequired only
+# in evaluated annotations.
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -71,13 +72,65 @@ MEMBER_SUFFIXES = IMAGE_SUFFIXES + (RUNS, REGIONS, IGNORE, DT, DT_ZSTD, META)
 SHARD_PREFIX = "shard"
 
 
+class ImageMeta(TypedDict):
+    """``meta["image"]``: the image member's suffix and the source file it came from."""
+
+    ext: str  # "jpg" or "png"
+    file: str | None
+
+
+class DtMeta(TypedDict):
+    """``meta["dt"]``: the distance maps' quantisation (``distances.DistanceCoding``) and bands."""
+
+    step: float
+    clip: int
+    band_rows: NotRequired[int]  # rows per LZ4/zstd frame; not in version 1
+
+
+class RegionMeta(TypedDict):
+    """One entry of ``meta["regions"]``. It also carries the source's instance metadata (such
+    as ``label``) under the source's own keys."""
+
+    id: int  # index of the region in the record
+    layer: int  # label layer holding its mask
+    label_id: int  # its label in that layer
+    instance: int  # the source instance it comes from
+    component: int | None  # connected component of that instance (None: not split)
+    area: int  # pixels
+    bbox: list[int]  # [x, y, w, h]
+    dt_window: list[int]  # [y0, x0, h, w] of its stored distance map
+    dt_span: list[int]  # [offset, length] of its frames in the distance member
+    dt_frames: NotRequired[list[int]]  # those frames' lengths; not in version 1
+    label: NotRequired[Any]
+
+
+class RecordMeta(TypedDict):
+    """``meta.json`` of a record (see the module doc; keys that older versions lack are
+    ``NotRequired``)."""
+
+    schema: int
+    key: str
+    source: str
+    split: str
+    height: int
+    width: int
+    image: ImageMeta
+    mask_files: list[str]
+    layers: int  # label layers stacked in the mask member
+    ignored: NotRequired[int]  # ignored pixels; not in version 1
+    dt: DtMeta
+    regions: list[RegionMeta]
+    dropped: list[dict[str, Any]]  # parts removed by min_area (instance, component, area...)
+    layers_frames: NotRequired[list[int]]  # versions 2 and 3: frame lengths of regions.npy.zst
+
+
 @dataclass
 class Record:
     """A decoded record. Arrays: ``image (H, W, 3) uint8`` RGB, ``regions (R, H, W) bool``,
     ``ignore (H, W) bool``, ``dt (R, H, W) uint8`` quantised maps (see ``distances``)."""
 
     key: str
-    meta: dict[str, Any]
+    meta: RecordMeta
     image: np.ndarray
     regions: np.ndarray
     ignore: np.ndarray
@@ -115,7 +168,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
          "dt_frames": lengths[i]}
         for i, (rm, (layer, label), win) in enumerate(zip(region_meta, slots, windows))
     ]
-    meta = {
+    meta: RecordMeta = {
         "schema": SCHEMA_VERSION, "key": key, "source": info["source"], "split": info["split"],
         "height": int(h), "width": int(w),
         "image": {"ext": image_ext, "file": info.get("image_file")},
@@ -147,7 +200,7 @@ def checksum(members: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def decode_meta(members: dict[str, bytes]) -> dict[str, Any]:
+def decode_meta(members: dict[str, bytes]) -> RecordMeta:
     """Parse and check ``meta.json``; raises ValueError on a missing member or other version."""
     if META not in members:
         raise ValueError(f"record has no {META} member")
@@ -158,11 +211,11 @@ def decode_meta(members: dict[str, bytes]) -> dict[str, Any]:
     return meta
 
 
-def coding_of(meta: dict[str, Any]) -> distances.DistanceCoding:
+def coding_of(meta: RecordMeta) -> distances.DistanceCoding:
     return distances.DistanceCoding(step=float(meta["dt"]["step"]), clip=int(meta["dt"]["clip"]))
 
 
-def decode_layers(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray:
+def decode_layers(members: dict[str, bytes], meta: RecordMeta) -> np.ndarray:
     """``(L*H, W)`` stacked label layers (see ``masks``)."""
     if RUNS not in members:  # versions 1 to 3
         return decode_array(members[REGIONS])
@@ -170,14 +223,14 @@ def decode_layers(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray
                             meta["width"])
 
 
-def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
+def decode_regions(members: dict[str, bytes], meta: RecordMeta,
                    ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) bool`` masks of all regions, or of ``ids``."""
     slots = [(r["layer"], r["label_id"]) for r in meta["regions"]]
     return masks.unpack_layers(decode_layers(members, meta), slots, meta["height"], ids)
 
 
-def decode_layer_runs(members: dict[str, bytes], meta: dict[str, Any], y0: int, y1: int
+def decode_layer_runs(members: dict[str, bytes], meta: RecordMeta, y0: int, y1: int
                       ) -> runs.LayerRuns:
     """At least rows ``[y0, y1)`` of every label layer as runs: all rows from version 4's
     runs; from the bands of versions 2 and 3 only those that hold the rows (version 1: all)."""
@@ -207,7 +260,7 @@ def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
     return decode_array(members[IGNORE]).astype(bool, copy=False)
 
 
-def decode_ignore_if_any(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray | None:
+def decode_ignore_if_any(members: dict[str, bytes], meta: RecordMeta) -> np.ndarray | None:
     """``(H, W) bool`` ignore mask, or None when ``meta`` counts no ignored pixel (version 1
     records do not count them: decoded to find out)."""
     return decode_ignore(members) if meta.get("ignored", 1) > 0 else None
@@ -221,13 +274,13 @@ def dt_member(members: dict[str, bytes]) -> bytes:
     return data
 
 
-def decode_dt_window(members: dict[str, bytes], region: dict[str, Any]) -> np.ndarray:
+def decode_dt_window(members: dict[str, bytes], region: RegionMeta) -> np.ndarray:
     """One region's stored map over its ``dt_window``: ``(h, w) uint8`` quantised levels."""
     offset, length = region["dt_span"]
     return decode_array(memoryview(dt_member(members))[offset:offset + length])
 
 
-def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], region: dict[str, Any],
+def decode_dt_rows(members: dict[str, bytes], meta: RecordMeta, region: RegionMeta,
                    y0: int, y1: int) -> tuple[np.ndarray, tuple[int, int]]:
     """At least image rows ``[y0, y1)`` of one region's stored map, decompressing only the
     bands that hold them (version 1: the whole window): ``((n, w) uint8 levels, (y, x) of its
@@ -242,7 +295,7 @@ def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], region: dict
     return rows, (wy + first, wx)
 
 
-def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
+def decode_dt(members: dict[str, bytes], meta: RecordMeta,
               ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) uint8`` full-size quantised maps (multiply by ``meta["dt"]["step"]``)."""
     regs = meta["regions"]

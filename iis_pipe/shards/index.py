@@ -10,6 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from iis_pipe.records.schema import RecordMeta
+
 INDEX_FILE, REJECTS_FILE, MANIFEST_FILE = "index.parquet", "rejects.parquet", "manifest.json"
 
 INDEX_SCHEMA = pa.schema([
@@ -24,7 +26,7 @@ REJECTS_SCHEMA = pa.schema([("key", pa.string()), ("file", pa.string()), ("reaso
                             ("input", pa.string())])
 
 
-def region_rows(meta: dict[str, Any], shard: str, checksum: str) -> list[dict[str, Any]]:
+def region_rows(meta: RecordMeta, shard: str, checksum: str) -> list[dict[str, Any]]:
     """Index rows of one record (from its ``meta.json`` dict)."""
     rows = []
     for r in meta["regions"]:

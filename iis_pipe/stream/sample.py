@@ -109,7 +109,7 @@ def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> 
     return chosen or [int(np.argmax(areas))]
 
 
-def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled, flip,
+def _fit_crop(layer_runs, regions: list[schema.RegionMeta], chosen: list[int], shape, scaled, flip,
               cfg: SampleConfig, reduce: int, n_layers: int, rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
     pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
@@ -144,7 +144,7 @@ def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled,
     return best[1:]
 
 
-def _levels(members: dict[str, bytes], meta: dict, chosen: list[int], p: aug.Plan,
+def _levels(members: dict[str, bytes], meta: schema.RecordMeta, chosen: list[int], p: aug.Plan,
             box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.float32]:
     """The targets' stored distance maps in the crop over ``box`` ``(y0, y1, x0, x1)`` of it
     (where the click sampler reads them; only the stored bands under it are decompressed),
