@@ -89,3 +89,11 @@ def test_constructors_match_numpy_on_davis(davis_dir, use_ignore):
         _check(name, ps.PixelSet.empty(ignore), np.zeros(shape, bool))
         checked += 1
     assert checked
+
+
+def test_entry_kernels_take_the_fields_in_pixelset_order():
+    import inspect
+
+    for kernel, before in ((ps._cumulative_counts, []), (ps._pick, ["cum", "ks"])):
+        names = list(inspect.signature(kernel.py_func).parameters)
+        assert names == before + list(ps.PixelSet._fields)

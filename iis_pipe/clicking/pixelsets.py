@@ -138,10 +138,26 @@ def _row_flags(s, y, out):
             out[i] &= np.uint8(1) - np.uint8(irow[i])
 
 
-@njit(cache=True, nogil=True)
-def cumulative_counts(s):
+def cumulative_counts(s: PixelSet) -> np.ndarray:
     """``(y1 - y0,) int64`` pixels of :class:`PixelSet` ``s`` in the rows of its box up to each
     row."""
+    return _cumulative_counts(*s)
+
+
+def pick(s: PixelSet, cum: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """``(n, 2) int64`` pixels ``(y, x)`` of :class:`PixelSet` ``s`` of ranks ``ks`` (each
+    ``< cum[-1]``), where ``cum`` is from :func:`cumulative_counts`."""
+    return _pick(cum, ks, *s)
+
+
+# The entry kernels take the set's fields, in PixelSet's order (a test checks the names), and
+# rebuild it: numba dispatches a call on plain arguments faster than on a NamedTuple (it types
+# those in Python), which counted for several per cent of a sample.
+@njit(cache=True, nogil=True)
+def _cumulative_counts(kind, box, dist, dist_origin, lo, hi, scale, mask, has_mask, flip, union,
+                       union_origin, ignore, has_ignore):
+    s = PixelSet(kind, box, dist, dist_origin, lo, hi, scale, mask, has_mask, flip, union,
+                 union_origin, ignore, has_ignore)
     y0, y1, x0, x1 = s.box
     n = max(x1 - x0, 0)
     out = np.zeros(max(y1 - y0, 0), np.int64)
@@ -191,9 +207,10 @@ def cumulative_counts(s):
 
 
 @njit(cache=True, nogil=True)
-def pick(s, cum, ks):
-    """``(n, 2) int64`` pixels ``(y, x)`` of :class:`PixelSet` ``s`` of ranks ``ks`` (each
-    ``< cum[-1]``), where ``cum`` is from :func:`cumulative_counts`."""
+def _pick(cum, ks, kind, box, dist, dist_origin, lo, hi, scale, mask, has_mask, flip, union,
+          union_origin, ignore, has_ignore):
+    s = PixelSet(kind, box, dist, dist_origin, lo, hi, scale, mask, has_mask, flip, union,
+                 union_origin, ignore, has_ignore)
     y0, y1, x0, x1 = s.box
     out = np.empty((ks.shape[0], 2), np.int64)
     flags = np.empty(x1 - x0, np.uint8)
