@@ -32,11 +32,11 @@ pixels: a reader skips an empty mask), ``dt``
 
 Older versions are still read. Versions 1 to 3 stored the label layers' pixels in
 ``regions.npy.zst``, an ``.npy`` cut into zstd frames (its header, then bands of 32 rows, their
-lengths in ``layers_frames``); the stream decompressed and resized whole rows of them (0.45 ms
-per DAVIS sample against 0.2 ms from runs). Version 2 also stored the distance maps' bands as
-zstd frames in ``dt.npy.zst`` (LZ4 decodes them 2.7x as fast). Version 1 also stored the layers
-and each map as one frame, without ``layers_frames``, ``band_rows`` and ``dt_frames``, and had
-no ``ignored``.
+lengths in ``layers_frames``); the stream decompressed and resized whole rows of them, slower
+than reading a crop's masks from runs (figures in the README's benchmark notes). Version 2 also
+stored the distance maps' bands as zstd frames in ``dt.npy.zst`` (LZ4 decodes them faster, for
+a few more bytes). Version 1 also stored the layers and each map as one frame, without
+``layers_frames``, ``band_rows`` and ``dt_frames``, and had no ``ignored``.
 """
 
 # No ``from __future__ import annotations`` here: Python 3.11's TypedDict sees NotRequired only

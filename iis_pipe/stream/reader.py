@@ -25,8 +25,8 @@ class RecordRef(NamedTuple):
 
 
 # (path, size, mtime) -> (references, fault): a resampled stream passes over the shards again
-# and again, and every worker scans the whole epoch; parsing the tar headers each time cost
-# about a third of a millisecond per record (a tenth of a sample) on DAVIS shards.
+# and again, and every worker scans the whole epoch; parsing the tar headers each time is a
+# sizeable share of a sample's time (README, benchmark notes).
 _SCANS: OrderedDict[tuple[str, int, int], tuple[tuple[RecordRef, ...], BadInput | None]] = \
     OrderedDict()
 SCAN_CACHE_SHARDS = 4096
