@@ -69,7 +69,7 @@ def main() -> int:
 
         # 3. stored distances vs exact recomputation, 4. bytes
         load_dt, exact_scipy, exact_cv, dt_bytes, jpg_bytes, n_regions = [], [], [], 0, 0, 0
-        for shard in sorted(out.glob("shard-*.tar")):
+        for shard in sorted(out.glob(schema.shard_glob())):
             for _, members in iter_records(shard):
                 meta = schema.decode_meta(members)
                 t0 = time.perf_counter()
@@ -86,7 +86,7 @@ def main() -> int:
                     distances.exact_map(m)
                 exact_cv.append(time.perf_counter() - t0)
                 dt_bytes += len(members[schema.DT])
-                jpg_bytes += len(members["jpg"])
+                jpg_bytes += len(members[schema.JPG])
                 n_regions += len(regions)
 
     ms = lambda xs: 1000 * statistics.fmean(xs)  # noqa: E731

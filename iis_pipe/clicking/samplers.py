@@ -19,7 +19,7 @@ with 3x3 squares, so that the records' precomputed transforms answer every quest
   gives no click. Coordinates and counts are drawn from the ``np.random.Generator`` in a fixed
   order (:func:`draw_clicks`), so a seed reproduces a sample exactly.
 
-Sets are never listed: :mod:`pixelsets` counts a set and picks the pixels of drawn ranks over the
+Sets are never listed: :mod:`pixelsets` counts a set (a named ``PixelSet``) and picks the pixels of drawn ranks over the
 bounding box that holds it (the region's box, the band's box, or row by row for the background).
 """
 
@@ -144,8 +144,7 @@ class _BoxSets:
         self.regions = regions
         self.shape = regions.shape[1:]
         self.num_regions = regions.shape[0]
-        self.has_ign = ignore is not None
-        self.ign = np.ascontiguousarray(ignore, dtype=bool) if self.has_ign else regions[0]
+        self.ignore = None if ignore is None else np.ascontiguousarray(ignore, dtype=bool)
         self.other = None if other is None else np.ascontiguousarray(other, dtype=bool)
         self.expand_ratio = expand_ratio
         self.boxes = boxes  # mask_bbox of each region
@@ -221,42 +220,40 @@ class _BoxSets:
         return int(cum[-1]) if cum.size else 0
 
     def pick(self, key, ks):
-        spec, cum = self._set(key)
-        return ps.pick(*spec, self.ign, self.has_ign, cum, np.ascontiguousarray(ks, dtype=np.int64))
+        pset, cum = self._set(key)
+        return ps.pick(pset, cum, np.ascontiguousarray(ks, dtype=np.int64))
 
     def _set(self, key):
-        """``(spec, cum)``: the :mod:`pixelsets` description of a set and its cumulative row
+        """``(pset, cum)``: the :class:`pixelsets.PixelSet` of a set and its cumulative row
         counts."""
         if key not in self._sets:
-            spec = self._spec(key)
-            self._sets[key] = (spec, ps.cumulative_counts(*spec, self.ign, self.has_ign))
+            pset = self._pixel_set(key)
+            self._sets[key] = (pset, ps.cumulative_counts(pset))
         return self._sets[key]
 
-    def _spec(self, key):
-        no_d, no_u = np.zeros((1, 1), np.float32), np.zeros((0, 0), bool)
-        one = np.float32(1)
+    def _pixel_set(self, key) -> ps.PixelSet:
+        ign = self.ignore
         if key[0] == "in":
             _, m, t = key
             if self.inside[m] is None:
-                return ps.RANGE, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, no_u, 0, 0
+                return ps.PixelSet.empty(ign)
             d, dy, dx = self.inside[m]
             if self.levels is not None:  # levels on the region only
-                return (ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, self.scale,
-                        self.regions[m], True, 0, no_u, 0, 0)
-            return ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, one, no_u, False, 0, no_u, 0, 0
+                return ps.PixelSet.inside(self.boxes[m], d, (dy, dx), t, self.scale,
+                                          region=self.regions[m], ignore=ign)
+            return ps.PixelSet.inside(self.boxes[m], d, (dy, dx), t, ignore=ign)
         if key == "border":
-            d, dy, dx, box, r, side = self.band()
-            if side is not None:  # levels off the merged region only
-                return ps.RANGE, box, d, dy, dx, 0.0, float(r), self.scale, side, True, 1, no_u, 0, 0
-            return ps.RANGE, box, d, dy, dx, 0.0, float(r), one, no_u, False, 0, no_u, 0, 0
+            d, dy, dx, box, r, side = self.band()  # side: levels off the merged region only
+            return ps.PixelSet.band(box, d, (dy, dx), float(r),
+                                    1.0 if side is None else self.scale, merged=side, ignore=ign)
         u, uy, ux, _, _ = self.union
         if key == "bg":
             full = (0, self.shape[0], 0, self.shape[1])
-            return ps.MASKED, full, no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, u, uy, ux
+            return ps.PixelSet.background(full, u, (uy, ux), ignore=ign)
         obox = None if self.other is None else mask_bbox(self.other)
         if obox is None:
-            return ps.MASKED, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, u, uy, ux
-        return ps.MASKED, obox, no_d, 0, 0, 0.0, 0.0, one, self.other, True, 0, u, uy, ux
+            return ps.PixelSet.empty(ign)
+        return ps.PixelSet.background(obox, u, (uy, ux), within=self.other, ignore=ign)
 
 
 def _check_covers(a: np.ndarray, origin, box, name: str) -> None:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from iis_pipe.records import schema
 from iis_pipe.stream.reader import OpenFiles, read_members, scan
 from iis_pipe.stream.urls import expand_urls
 
@@ -27,9 +28,9 @@ def shard_jpegs(shards, limit: int = 0) -> list[bytes]:
         warnings.warn(f"skipping the rest of shard {e}", stacklevel=2)
 
     for ref in scan(expand_urls(shards), on_error=warn):
-        if "jpg" in ref.members:
-            out.append(read_members(ref._replace(members={"jpg": ref.members["jpg"]}),
-                                    files)["jpg"])
+        if schema.JPG in ref.members:
+            out.append(read_members(ref._replace(members={schema.JPG: ref.members[schema.JPG]}),
+                                    files)[schema.JPG])
             if limit and len(out) >= limit:
                 break
     files.close()

@@ -15,7 +15,7 @@ import numpy as np
 from iis_pipe.clicking.encode import encode_clicks
 from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
 from iis_pipe.images import decode_image, decode_jpeg_window
-from iis_pipe.records import arrays, schema
+from iis_pipe.records import schema
 from iis_pipe.regions.select import choose_regions
 from iis_pipe.stream import augment as aug
 from iis_pipe.stream import nearest
@@ -109,7 +109,7 @@ def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> 
     return chosen or [int(np.argmax(areas))]
 
 
-def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled, flip,
+def _fit_crop(layer_runs, regions: list[schema.RegionMeta], chosen: list[int], shape, scaled, flip,
               cfg: SampleConfig, reduce: int, n_layers: int, rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
     pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
@@ -144,7 +144,7 @@ def _fit_crop(layer_runs, regions: list[dict], chosen: list[int], shape, scaled,
     return best[1:]
 
 
-def _levels(members: dict[str, bytes], meta: dict, chosen: list[int], p: aug.Plan,
+def _levels(members: dict[str, bytes], meta: schema.RecordMeta, chosen: list[int], p: aug.Plan,
             box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.float32]:
     """The targets' stored distance maps in the crop over ``box`` ``(y0, y1, x0, x1)`` of it
     (where the click sampler reads them; only the stored bands under it are decompressed),
@@ -181,10 +181,9 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     chosen = _choose(np.array([r["area"] for r in regions]) * growth, cfg.target, rng)
     timer.lap("region")
 
-    # version 1 records do not count their ignored pixels: decode to find out
-    ignored = meta.get("ignored", 1) > 0
-    ignore_full = arrays.decode_array(members[schema.IGNORE]) if ignored else None
-    image_bytes = members.get("jpg")
+    ignore_full = schema.decode_ignore_if_any(members, meta)
+    image_ext = schema.image_member(members)
+    image_bytes = members[image_ext] if image_ext == schema.JPG else None
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("decode")
     p, labelled, masks, target_mask = _fit_crop(
@@ -196,7 +195,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
         img, origin = decode_jpeg_window(image_bytes, p.window, reduce, cfg.fast_decode)
     else:
-        img, origin = decode_image(members["png"], "png"), (0, 0)
+        img, origin = decode_image(members[image_ext], image_ext), (0, 0)
     timer.lap("decode")
     image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce, offset=origin),
                             cfg.augment, rng, out=out.get("image"))
