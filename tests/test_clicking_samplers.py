@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iis_pipe.clicking.edt import distance_to_zero
+from iis_pipe.geometry.distance import distance_to_zero
 from iis_pipe.clicking.format import array_to_clicks
 from iis_pipe.clicking.reference import sample_clicks_reference
 from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, distance_window, sample_clicks

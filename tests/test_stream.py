@@ -231,12 +231,13 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
 @pytest.mark.realdata
 def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, monkeypatch):
     from iis_pipe.clicking import samplers
+    from iis_pipe.geometry.box import Box
 
     cfg = stream_config(grabcut_shards[0], batch_size=8, seed=5, merge_prob=0.5)
     rows_only = _batches(StreamLoader(cfg), 4)
     # the sampler asks for maps over the whole crop instead of its window
     monkeypatch.setattr(samplers, "_window", lambda union, cfg, shape: (
-        None if union[3] is None else (0, shape[0], 0, shape[1])))
+        None if union[3] is None else Box.of_shape(shape)))
     for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
         _same(a, b)
 

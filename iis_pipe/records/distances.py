@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from iis_pipe.clicking.edt import sq_distance_to_zero
+from iis_pipe.geometry.distance import sq_distance_to_zero
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from iis_pipe.geometry.box import Box
+
 SQ_INF = np.iinfo(np.int32).max  # squared distance of a pixel that reaches no zero
 _FAR = 1 << 20  # column distance meaning "no zero in this column" (such sites are skipped)
 
@@ -121,67 +123,6 @@ def _sqdist(feat, pad, out):
             _row_envelope(g, a, x - 1, a > 0 or pad, x < w or pad, env, out[y])
 
 
-@njit(cache=True, nogil=True)
-def _first_set(words, flat, reverse):
-    """Flat index of the first (last if ``reverse``) True byte of ``flat`` (``-1`` if none);
-    ``words`` is ``flat``'s head viewed as ``uint64``, so empty stretches cost a test per 8."""
-    nw, n = words.shape[0], flat.shape[0]
-    if not reverse:
-        for i in range(nw):
-            if words[i]:
-                for j in range(8 * i, 8 * i + 8):
-                    if flat[j]:
-                        return j
-        for j in range(8 * nw, n):
-            if flat[j]:
-                return j
-        return -1
-    for j in range(n - 1, 8 * nw - 1, -1):
-        if flat[j]:
-            return j
-    for i in range(nw - 1, -1, -1):
-        if words[i]:
-            for j in range(8 * i + 7, 8 * i - 1, -1):
-                if flat[j]:
-                    return j
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _mask_bbox(mask, words):
-    """``(y0, y1, x0, x1)`` half-open box of the True pixels of ``(H, W) bool``; ``y0 = -1`` if none."""
-    h, w = mask.shape
-    flat = mask.reshape(-1)
-    first = _first_set(words, flat, False)
-    if first < 0:
-        return -1, -1, -1, -1
-    y0, y1 = first // w, _first_set(words, flat, True) // w + 1
-    cols = np.zeros(w, np.uint8)
-    for y in range(y0, y1):  # OR of the box's rows: a vectorized pass
-        for x in range(w):
-            cols[x] |= np.uint8(mask[y, x])
-    x0, x1 = 0, w
-    while not cols[x0]:
-        x0 += 1
-    while not cols[x1 - 1]:
-        x1 -= 1
-    return y0, y1, x0, x1
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Half-open box ``(y0, y1, x0, x1)`` of the True pixels of ``(H, W) bool``; None if empty."""
-    mask = np.ascontiguousarray(mask, dtype=bool)
-    flat = mask.reshape(-1)
-    box = _mask_bbox(mask, flat[: flat.size // 8 * 8].view(np.uint64))
-    return None if box[0] < 0 else tuple(int(c) for c in box)
-
-
-def grow_box(box: tuple[int, int, int, int], margin: int, shape: tuple[int, int]):
-    """``box`` grown by ``margin`` pixels on every side, clipped to ``shape``."""
-    y0, y1, x0, x1 = box
-    return max(y0 - margin, 0), min(y1 + margin, shape[0]), max(x0 - margin, 0), min(x1 + margin, shape[1])
-
-
 def sq_distance_to_zero(mask: np.ndarray, pad_border: bool = False) -> np.ndarray:
     """``(H, W) int32`` exact squared distances of :func:`distance_to_zero`; ``SQ_INF`` where no
     False pixel can be reached."""
@@ -208,13 +149,13 @@ def sq_to_distance(sq: np.ndarray) -> np.ndarray:
 
 
 def distance_to_zero(mask: np.ndarray, pad_border: bool = False,
-                     bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
+                     bbox: Box | None = None) -> np.ndarray:
     """Euclidean distance from each True pixel of ``mask (H, W) bool`` to the nearest False pixel.
 
     Returns ``(H, W) float32``, 0 on False pixels (``scipy.ndimage.distance_transform_edt(mask)``
     when ``pad_border`` is False). ``pad_border=True``: pixels beyond the image count as False.
 
-    ``bbox=(y0, y1, x0, x1)``: a half-open box holding every True pixel (e.g. :func:`mask_bbox`);
+    ``bbox``: a ``Box`` holding every True pixel (e.g. ``geometry.box.mask_bbox``);
     the transform then runs on the box grown by one pixel only, which is exact: any pixel outside
     that ring is farther than the ring pixel obtained by clamping it to the ring.
     """
@@ -222,7 +163,7 @@ def distance_to_zero(mask: np.ndarray, pad_border: bool = False,
     if bbox is None:
         return sq_to_distance(sq_distance_to_zero(mask, pad_border))
     out = np.zeros(mask.shape, np.float32)
-    y0, y1, x0, x1 = grow_box(bbox, 1, mask.shape)
-    if y1 > y0 and x1 > x0:
-        out[y0:y1, x0:x1] = sq_to_distance(sq_distance_to_zero(mask[y0:y1, x0:x1], pad_border))
+    win = bbox.grow(1, mask.shape)
+    if not win.empty:
+        out[win.slices] = sq_to_distance(sq_distance_to_zero(mask[win.slices], pad_border))
     return out
