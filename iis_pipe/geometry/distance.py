@@ -13,6 +13,11 @@ Records store per region::
 Squared distances are integers and computed exactly (``int32``); the square root is taken last,
 so equal distances are bit-equal and every result is deterministic. A pixel with no False pixel
 to reach (an all-True mask without padding) is ``inf``.
+
+Kernels for other numba code: :func:`sq_distance_into` is :func:`column_pass` then
+:func:`row_pass`; a caller that has the column distances already (the click robots make them
+straight from their masks) calls :func:`row_pass` itself, in full, or pruned to the first
+maximum (the farthest pixel, without the whole transform).
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ _FAR = 1 << 20  # column distance meaning "no zero in this column" (such sites a
 
 
 @njit(cache=True, nogil=True)
-def _down_pass(feat, pad, out):
-    """``out[y, x]``: distance from a True pixel of ``feat (h, w) bool`` down its column to the
-    nearest False one (or the virtual padding), capped at ``_FAR``; 0 on False pixels.
-    Branch-free rows, so that they vectorize."""
+def column_pass(feat, pad, out):
+    """The column pass: ``out (h, w) int32`` gets, per True pixel of ``feat (h, w) bool``, the
+    distance down its column to the nearest False one (or the virtual padding when ``pad``),
+    capped at ``_FAR``; 0 on False pixels (what :func:`row_pass` takes). Branch-free rows, so
+    that they vectorize."""
     h, w = feat.shape
     last = 1 if pad else _FAR
     for x in range(w):
@@ -92,35 +98,83 @@ def _row_envelope(g, a, b, left, right, env, out_row):
 
 
 @njit(cache=True, nogil=True)
-def _sqdist(feat, pad, out):
-    """Exact squared distance from each True pixel of ``feat (h, w) bool`` to the nearest False
-    pixel (virtual False ring outside when ``pad``), into ``out (h, w) int32``."""
-    h, w = feat.shape
-    if h == 0 or w == 0:
-        return
-    _down_pass(feat, pad, out)
-    up = np.zeros(w, np.int32)
+def _excluded(y, x, exclude):
+    for i in range(exclude.shape[0]):
+        if exclude[i, 0] == y and exclude[i, 1] == x:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def row_pass(cols, pad, prune, exclude):
+    """The row pass of the exact squared distance transform, from column distances.
+
+    ``cols (h, w) int32``: per pixel, the distance down its column to the nearest zero at or
+    below it (0 on zeros, so the True pixels are ``cols > 0``), capped at ``_FAR``, the padding
+    counted when ``pad`` (pixels beyond the image are zeros). The distance up each column is
+    kept as the rows go; the exact envelope (:func:`_row_envelope`) runs per run of True pixels.
+
+    - ``prune=False``: ``cols`` becomes the squared distances (``SQ_INF`` where no zero can be
+      reached); returns ``(0, 0, 0)``.
+    - ``prune=True``: ``cols`` is left as it is; returns ``(max, y, x)``, the first maximum of
+      the squared distances in row-major order over pixels not in ``exclude`` (``(0, 0, 0)`` if
+      there is none above 0). Rows and runs whose bound (their largest column distance and, with
+      zeros at both ends, half their length) does not beat the best so far are skipped, and only
+      a strictly larger value replaces the best, so the first maximum is kept.
+
+    ``exclude``: ``(K, 2) int64`` pixels ``(y, x)`` of ``cols``' frame never taken as the
+    maximum (past clicks); read only when ``prune``.
+    """
+    h, w = cols.shape
+    # the distance up each column, one step above the first row: the padding, or none
+    up = np.full(w, 0 if pad else _FAR - 1, np.int32)
     g = np.zeros(w, np.int64)
     env = np.zeros((4, w + 2), np.int64)
-    first = 1 if pad else _FAR
+    scratch = np.zeros(w if prune else 0, np.int32)
+    best, by, bx = 0, 0, 0
     for y in range(h):
+        d = cols[y]
         top = 0
         for x in range(w):  # column distance: the nearer of the zeros above and below
-            u = np.int32(feat[y, x]) * (min(up[x] + 1, _FAR) if y > 0 else first)
+            u = np.int32(d[x] > 0) * min(up[x] + 1, _FAR)
             up[x] = u
-            g[x] = min(u, out[y, x])
+            g[x] = min(u, d[x])
             top = max(top, g[x])
-        if top == 0:
+        if top * top <= best:  # (best is 0 without prune: only rows without True pixels)
             continue
+        out_row = scratch if prune else d
         x = 0
         while x < w:
             if g[x] == 0:
                 x += 1
                 continue
-            a = x
+            a, top = x, 0
             while x < w and g[x] > 0:
+                top = max(top, g[x])
                 x += 1
-            _row_envelope(g, a, x - 1, a > 0 or pad, x < w or pad, env, out[y])
+            left, right = a > 0 or pad, x < w or pad
+            if prune:
+                bound = min(top, (x - a + 1) // 2) if left and right else top
+                if bound * bound <= best:
+                    continue
+            _row_envelope(g, a, x - 1, left, right, env, out_row)
+            if prune:
+                for c in range(a, x):
+                    if out_row[c] > best and not _excluded(y, c, exclude):
+                        best, by, bx = out_row[c], y, c
+    return best, by, bx
+
+
+@njit(cache=True, nogil=True)
+def sq_distance_into(feat, pad, out):
+    """Exact squared distance from each True pixel of ``feat (h, w) bool`` to the nearest False
+    pixel (virtual False ring outside when ``pad``), into ``out (h, w) int32`` (``SQ_INF``
+    where no False pixel can be reached)."""
+    h, w = feat.shape
+    if h == 0 or w == 0:
+        return
+    column_pass(feat, pad, out)
+    row_pass(out, pad, False, np.zeros((0, 2), np.int64))
 
 
 def sq_distance_to_zero(mask: np.ndarray, pad_border: bool = False) -> np.ndarray:
@@ -128,7 +182,7 @@ def sq_distance_to_zero(mask: np.ndarray, pad_border: bool = False) -> np.ndarra
     False pixel can be reached."""
     feat = np.ascontiguousarray(mask, dtype=bool)
     out = np.empty(feat.shape, np.int32)
-    _sqdist(feat, pad_border, out)
+    sq_distance_into(feat, pad_border, out)
     return out
 
 
