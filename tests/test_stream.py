@@ -198,7 +198,7 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
 
     from conftest import real_instances
     from iis_pipe.records import distances
-    from iis_pipe.regions.candidates import bbox_xywh
+    from iis_pipe.geometry.box import mask_bbox
     from iis_pipe.stream.nearest import resample_box
 
     opencv5 = int(cv2.__version__.split(".")[0]) >= 5
@@ -207,7 +207,8 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
     checked = 0
     for _, inst in real_instances(davis_dir, voc_sample_dir, 70):
         for mask in inst[:3]:
-            q, (wy, wx, _, _) = distances.encode_region(mask, bbox_xywh(mask), coding)
+            q, win = distances.encode_region(mask, mask_bbox(mask), coding)
+            wy, wx = win.origin
             for p in _random_plans(rng, mask.shape, 25):
                 whole = _nearest_crop(q[None], (wy, wx), p, coding.clip)[0]
                 by0, by1 = sorted(int(v) for v in rng.integers(0, p.crop[0] + 1, 2))
