@@ -198,7 +198,7 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
 
     from conftest import real_instances
     from iis_pipe.records import distances
-    from iis_pipe.geometry.box import mask_bbox
+    from iis_pipe.geometry.box import Box, mask_bbox
     from iis_pipe.stream.nearest import resample_box
 
     opencv5 = int(cv2.__version__.split(".")[0]) >= 5
@@ -213,7 +213,7 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
                 whole = _nearest_crop(q[None], (wy, wx), p, coding.clip)[0]
                 by0, by1 = sorted(int(v) for v in rng.integers(0, p.crop[0] + 1, 2))
                 bx0, bx1 = sorted(int(v) for v in rng.integers(0, p.crop[1] + 1, 2))
-                box = (by0, by1, bx0, bx1)
+                box = Box(by0, by1, bx0, bx1)
                 out = np.empty((by1 - by0, bx1 - bx0), np.uint8)
                 np.testing.assert_array_equal(resample_box(q, (wy, wx), p, box, coding.clip, out),
                                               whole[by0:by1, bx0:bx1])
