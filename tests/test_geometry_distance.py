@@ -15,7 +15,8 @@ def _sq_reference(m: np.ndarray, pad: bool) -> np.ndarray:
     """Exact squared distances from scipy (``SQ_INF`` where no zero can be reached)."""
     if not pad and m.all():
         return np.full(m.shape, SQ_INF, np.int64)
-    d = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1] if pad else ndi.distance_transform_edt(m)
+    d = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1] if pad else \
+        ndi.distance_transform_edt(m)
     return np.rint(d.astype(np.float64) ** 2).astype(np.int64)
 
 
@@ -47,7 +48,8 @@ def test_row_pass_full_and_pruned_on_small_random_masks(seed):
         m = rng.random((h, w)) < rng.random()
         for pad in (False, True):
             k = int(rng.integers(0, 4))
-            exclude = np.stack([rng.integers(0, h, k), rng.integers(0, w, k)], axis=1).astype(np.int64)
+            exclude = np.stack([rng.integers(0, h, k), rng.integers(0, w, k)], axis=1)
+            exclude = exclude.astype(np.int64)
             sq, got_max = _both_options(m, pad, exclude)
             ref = _sq_reference(m, pad)
             assert np.array_equal(sq, ref), (seed, pad)

@@ -10,7 +10,7 @@ again). Random robots need ``rng`` (``np.random.Generator``) and are reproducibl
 Robots other than ``standard`` return None when no error pixel is left.
 
 Work is confined to the bounding box (plus one pixel) of each error region: outside it the
-region is empty, and inside it the transform is exact (see ``geometry.distance.distance_to_zero``).
+region is empty, and inside it the transform is exact (see ``geometry.distance``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from numba import njit
 
-from iis_pipe.geometry.distance import row_pass, sq_distance_into, sq_distance_to_zero
 from iis_pipe.clicking.format import Click, clicked_pixels
+from iis_pipe.geometry.distance import row_pass, sq_distance_into, sq_distance_to_zero
 
 Robot = Callable[..., "Click | None"]
 

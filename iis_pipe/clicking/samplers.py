@@ -239,7 +239,8 @@ class _BoxSets:
         if key[0] == "in":
             _, m, t = key
             if self.inside[m] is None:
-                return ps.RANGE, Box(0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, no_u, 0, 0
+                return (ps.RANGE, Box(0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, no_u,
+                        0, 0)
             d, dy, dx = self.inside[m]
             if self.levels is not None:  # levels on the region only
                 return (ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, self.scale,
