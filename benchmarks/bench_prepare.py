@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from iis_pipe import sources
 from iis_pipe.data_root import data_root
+from iis_pipe.geometry.box import Box
 from iis_pipe.images import read_image_file
 from iis_pipe.records import distances, schema
 from iis_pipe.regions.candidates import region_candidates
@@ -63,7 +64,7 @@ def main() -> int:
             masks, meta, _ = region_candidates(sample.instances, sample.instance_meta)
             t0 = time.perf_counter()
             for m, rm in zip(masks, meta):
-                distances.encode_region(m, rm["bbox"], params.coding)
+                distances.encode_region(m, Box.from_xywh(rm["bbox"]), params.coding)
             dt_t.append(time.perf_counter() - t0)
         write_s = res.timings["write"] / max(n, 1)
 

@@ -10,7 +10,8 @@ from PIL import Image
 from scipy import ndimage
 
 from iis_pipe.records import arrays, distances, masks, runs, schema
-from iis_pipe.regions.candidates import bbox_xywh, region_candidates
+from iis_pipe.geometry.box import Box, mask_bbox
+from iis_pipe.regions.candidates import region_candidates
 
 
 def _davis_masks(davis_dir, n=12):
@@ -136,7 +137,7 @@ def _exact(mask):
 
 
 def _check_bound(mask, coding):
-    q, win = distances.encode_region(mask, bbox_xywh(mask), coding)
+    q, win = distances.encode_region(mask, mask_bbox(mask), coding)
     full = distances.unpack_region(q, win, mask.shape, coding.clip)
     exact = _exact(mask)
     decoded = full.astype(np.float64) * coding.step
@@ -204,7 +205,7 @@ def test_inside_outside_kernel_equals_numpy_on_davis(davis_dir):
     coding = distances.DistanceCoding()
     for stem, insts, _ in _davis_masks(davis_dir, 4):
         for m in insts:
-            q = distances.encode_region(m, bbox_xywh(m), coding)
+            q = distances.encode_region(m, mask_bbox(m), coding)
             full = distances.unpack_region(q[0], q[1], m.shape, coding.clip)
             # a resized, flipped view of it, as the stream passes: any scale, strided arrays
             for scale in (coding.step, float(rng.uniform(0.5, 1.5))):
@@ -262,7 +263,7 @@ def test_older_versions_still_read(version):
     m = np.zeros((2, 80, 50), bool)
     m[0, 10:65, 12:30] = True
     m[1, 30:75, 20:45] = True  # overlaps the first: two layers
-    region_meta = [{"bbox": bbox_xywh(r)} for r in m]
+    region_meta = [{"bbox": mask_bbox(r).to_xywh()} for r in m]
     members = schema.encode_record("k", b"", "jpg", (80, 50), m, region_meta,
                                    np.zeros((80, 50), bool), {"source": "x", "split": "y"},
                                    distances.DistanceCoding())
@@ -279,7 +280,7 @@ def test_older_versions_still_read(version):
         old[schema.REGIONS], meta["layers_frames"] = arrays.encode_array_bands(layers, 32)
     if version < 3:
         frames, offset = [], 0
-        for r, q in zip(meta["regions"], (distances.encode_region(r, b["bbox"],
+        for r, q in zip(meta["regions"], (distances.encode_region(r, Box.from_xywh(b["bbox"]),
                                                                    distances.DistanceCoding())[0]
                                           for r, b in zip(m, region_meta))):
             if version == 1:

@@ -48,6 +48,7 @@ from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
+from iis_pipe.geometry.box import Box
 from iis_pipe.images import decode_image
 from iis_pipe.plain import to_plain
 from iis_pipe.records import distances, masks, runs
@@ -157,14 +158,14 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
     layers, slots = masks.pack_layers(region_masks)
     crops, windows = [], []
     for m, rm in zip(region_masks, region_meta):
-        q, win = distances.encode_region(m, rm["bbox"], coding)
+        q, win = distances.encode_region(m, Box.from_xywh(rm["bbox"]), coding)
         crops.append(q)
         windows.append(win)
     frames, lengths = zip(*[encode_array_bands(q, BAND_ROWS, "lz4") for q in crops])
     offsets = np.cumsum([0] + [len(f) for f in frames]).tolist()
     regions = [
         {**to_plain(rm), "id": i, "layer": layer, "label_id": label, "bbox": list(rm["bbox"]),
-         "dt_window": [int(v) for v in win], "dt_span": [offsets[i], len(frames[i])],
+         "dt_window": list(win.to_yxhw()), "dt_span": [offsets[i], len(frames[i])],
          "dt_frames": lengths[i]}
         for i, (rm, (layer, label), win) in enumerate(zip(region_meta, slots, windows))
     ]
@@ -303,7 +304,8 @@ def decode_dt(members: dict[str, bytes], meta: RecordMeta,
     shape = (meta["height"], meta["width"])
     clip = int(meta["dt"]["clip"])
     return np.stack([distances.unpack_region(decode_dt_window(members, regs[i]),
-                                             regs[i]["dt_window"], shape, clip) for i in ids])
+                                             Box.from_yxhw(regs[i]["dt_window"]), shape, clip)
+                     for i in ids])
 
 
 def find_image_member(members: dict[str, bytes]) -> str | None:
