@@ -133,7 +133,7 @@ print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(resource.RU
 PREPARE_CHILD = """
 import json, os, resource, sys, threading, time
 from pathlib import Path
-from pipelines.prepare import prepare
+from iis_pipe.pipelines.prepare import prepare
 
 def hwm(pid):  # the peak RSS of a live process (VmHWM; its exec reset it)
     try:
@@ -167,10 +167,9 @@ print(json.dumps({"seconds": res.seconds, "records": res.records, "regions": res
 
 
 def child(code: str, *args) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, cwd=ROOT,
-                         capture_output=True, text=True)
+    t0 = time.perf_counter()  # the same interpreter, so the same installed iis_pipe
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True,
+                         text=True)
     if out.returncode != 0:
         raise SystemExit(f"child failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "wall": time.perf_counter() - t0}

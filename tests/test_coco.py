@@ -113,7 +113,7 @@ def test_file_order_and_threshold_decide(coco_lvis):
 
 
 def test_prepare_counts_duplicates(coco_lvis, tmp_path):
-    from pipelines.prepare import prepare
+    from iis_pipe.pipelines.prepare import prepare
     from iis_pipe.records import schema
     from iis_pipe.shards.tar import iter_records
 
@@ -169,7 +169,7 @@ def test_lean_index_equals_json_load(tmp_path):
 def test_cli_takes_the_files_repeated_or_comma_separated(coco_lvis, tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from iis_pipe.cli.main import main
 
     root, coco, lvis, _ = coco_lvis
     outputs = []

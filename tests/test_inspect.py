@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
-from pipelines.inspect import inspect
-from pipelines.prepare import prepare
+from iis_pipe.cli.main import main
+from iis_pipe.pipelines.inspect import inspect
+from iis_pipe.pipelines.prepare import prepare
 
 pytestmark = pytest.mark.realdata
 

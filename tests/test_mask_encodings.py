@@ -218,7 +218,7 @@ def test_folder_16_bit_ids_rgb_colours_and_binary_files(tmp_path):
 @pytest.mark.realdata
 def test_real_sets_name_their_encodings(grabcut_dir, berkeley_dir, davis_dir, voc_sample_dir, tmp_path):
     """Counts found by PIL here (mode and values of every mask file) equal the readers'."""
-    from pipelines.prepare import prepare
+    from iis_pipe.pipelines.prepare import prepare
 
     def pil_counts(folder: Path, name) -> Counter:
         return Counter(name(Image.open(p)) for p in sorted(folder.iterdir()))

@@ -13,7 +13,7 @@ from PIL import Image
 
 from iis_pipe.records import schema
 from iis_pipe.shards.tar import iter_records
-from pipelines.prepare import RecordParams, prepare
+from iis_pipe.pipelines.prepare import RecordParams, prepare
 
 pytestmark = pytest.mark.realdata
 
@@ -63,7 +63,7 @@ def test_max_side_on_real_davis_images(davis_dir, tmp_path):
 def test_cli_summary_says_lossy(davis_dir, tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from iis_pipe.cli.main import main
 
     root = tmp_path / "dv"
     for folder in ("img", "gt"):

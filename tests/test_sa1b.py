@@ -123,7 +123,7 @@ def test_thresholds_and_cap_keep_the_largest(tmp_path):
 
 def test_tar_equals_folder_record_for_record(tmp_path):
     """Read from tars in place: the same samples, and prepare writes the same records and index."""
-    from pipelines.prepare import prepare
+    from iis_pipe.pipelines.prepare import prepare
     from iis_pipe.shards.index import read_index
 
     write_folder(tmp_path / "folder", [1, 2, 3, 4])
