@@ -19,7 +19,7 @@ def main() -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``main``.
-    from cli import bench, data, evaluate, stream, train  # noqa: F401
+    from cli import app, bench, data, evaluate, stream, train  # noqa: F401
 
 
 _register()
