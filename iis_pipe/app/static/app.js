@@ -9,7 +9,8 @@ let info = { max_clicks: 20, max_upload: 0 };
 let st = null;       // the session state the server last sent
 let picture = null;  // the image being shown (an ImageBitmap)
 let overlay = null;  // the mask overlay of st (an ImageBitmap), or null
-let busy = false;
+let pending = 0;     // operations queued or running
+let queue = Promise.resolve();
 
 async function api(method, path, body, headers) {
   const opts = { method, headers: headers || {} };
@@ -80,14 +81,18 @@ async function setState(s) {
   $("export-clicks").href = `${base}/clicks.json`;
   // For tests and scripts: what the canvas shows now.
   canvas.dataset.session = s.session;
+  canvas.dataset.image = s.image;
   canvas.dataset.clicks = String(s.clicks.length);
 }
 
-async function run(fn) {
-  if (busy) return;
-  busy = true; document.body.dataset.busy = "1";
-  try { showError(""); await fn(); } catch (e) { showError(e.message); }
-  finally { busy = false; delete document.body.dataset.busy; }
+// Operations run one after another in the order the user asked for them.
+function run(fn) {
+  pending += 1; document.body.dataset.busy = "1";
+  queue = queue.then(async () => {
+    try { showError(""); await fn(); } catch (e) { showError(e.message); }
+    finally { pending -= 1; if (!pending) delete document.body.dataset.busy; }
+  });
+  return queue;
 }
 
 async function openImage(id, object) {
