@@ -27,6 +27,7 @@ weights are shared, and two cores gain nothing from running them at once.
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
 import json
 import logging
@@ -42,6 +43,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -97,10 +99,14 @@ def is_loopback(host: str) -> bool:
 
 
 def overlay_png(mask: np.ndarray) -> bytes:
-    """``(H, W) bool`` -> RGBA PNG: ``OVERLAY_RGB`` on the mask, transparent elsewhere."""
-    rgba = np.zeros((*mask.shape, 4), np.uint8)
-    rgba[mask] = (*OVERLAY_RGB[::-1], 255)  # OpenCV writes BGRA
-    return cv2.imencode(".png", rgba, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+    """``(H, W) bool`` -> a 1-bit palette PNG: ``OVERLAY_RGB`` on the mask, transparent
+    elsewhere, which the page draws as it is (about 1 ms and 2 kB for 854x480, against 25 ms
+    and 10 kB for the same as RGBA)."""
+    im = Image.frombytes("P", mask.shape[::-1], np.ascontiguousarray(mask, bool).view(np.uint8))
+    im.putpalette([0, 0, 0, *OVERLAY_RGB])
+    out = io.BytesIO()
+    im.save(out, format="PNG", transparency=0, bits=1, compress_level=1)
+    return out.getvalue()
 
 
 def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "grabcut",
@@ -326,7 +332,9 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: a free one); ``OSError`` with the
     system's reason (e.g. the port in use)."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto given: asyncio disables Nagle only on sockets that say TCP, and without that every
+    # keep-alive answer (headers, then body) waited ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
