@@ -301,3 +301,37 @@ def test_cli_prints_the_url_and_warns_off_loopback(grabcut_dir_module):
             _, err = proc.communicate(timeout=20)
         assert ("warning: listening on 0.0.0.0" in err) == warned, err
         assert "Traceback" not in err
+
+
+def test_old_tabs_go_past_the_memory_allowed(catalog):
+    # 321x481 float32 outputs are 0.62 MB a click: two clicks fit in 1.5 MB, three do not.
+    client = TestClient(make_app(catalog, GrabCut(), limits=Limits(max_session_bytes=1_500_000)),
+                        base_url="http://127.0.0.1")
+    old, new = start(client), start(client, "153093")
+    for s in (old, new):
+        y, x, _ = s["hint"]
+        assert client.post(f"/api/sessions/{s['session']}/clicks",
+                           json={"y": y, "x": x}).status_code == 200
+    assert client.get(f"/api/sessions/{old['session']}").status_code == 200
+    y, x, _ = client.get(f"/api/sessions/{new['session']}").json()["hint"]
+    client.post(f"/api/sessions/{new['session']}/clicks", json={"y": y, "x": x})
+    assert client.get(f"/api/sessions/{old['session']}").status_code == 404
+    assert len(client.get(f"/api/sessions/{new['session']}").json()["clicks"]) == 2
+
+
+def test_a_model_checkpoint_serves_clicks(catalog, tmp_path):
+    torch = pytest.importorskip("torch")
+    from iis_pipe import models
+    from iis_pipe.predictors import make_predictor
+
+    torch.manual_seed(0)
+    ckpt = models.save(models.create("hrnet18s-conv1s").eval(), tmp_path / "m.pt")
+    client = TestClient(make_app(catalog, make_predictor(str(ckpt), max_size=96),
+                                 predictor_name=str(ckpt)), base_url="http://127.0.0.1")
+    assert client.get("/api/info").json()["predictor"] == str(ckpt)
+    s = start(client)
+    for k, (y, x, pos) in enumerate([(150, 240, True), (10, 10, False)], 1):
+        res = client.post(f"/api/sessions/{s['session']}/clicks",
+                          json={"y": y, "x": x, "positive": pos})
+        assert res.status_code == 200 and len(res.json()["ious"]) == k
+        assert mask_of(client, s["session"]).shape == (321, 481)

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
+from app_helpers import grabcut_truth, iou_of
 from cli.main import main
 from iis_pipe.clicking import Click
 from iis_pipe.clicking.clickfile import ObjectClicks, clicks_json, parse_clicks, read_clicks
@@ -36,13 +36,6 @@ class Recorder:
         return squares(image.shape[:2], clicks)
 
 
-def gt_of(grabcut_dir, key):
-    """The object and ignore band read straight from the mask file (255 object, 128 band)."""
-    m = np.array(Image.open(grabcut_dir / "boundary_GT" / f"{key}.bmp"))
-    m = m[..., 0] if m.ndim == 3 else m
-    return m == 255, m == 128
-
-
 def write(tmp_path, doc, name="clicks.json"):
     path = tmp_path / name
     path.write_text(json.dumps(doc))
@@ -50,7 +43,7 @@ def write(tmp_path, doc, name="clicks.json"):
 
 
 def test_given_clicks_reach_the_predictor_in_order(grabcut_dir, tmp_path):
-    gt, ignore = gt_of(grabcut_dir, "124080")
+    gt, ignore = grabcut_truth(grabcut_dir, "124080")
     ys, xs = np.nonzero(gt)
     given = [[int(ys[0]), int(xs[0]), 1], [5, 7, 0], [int(ys[-1]), int(xs[-1]), True]]
     path = write(tmp_path, [{"key": "124080", "clicks": given}])  # the hand-written form
@@ -65,10 +58,8 @@ def test_given_clicks_reach_the_predictor_in_order(grabcut_dir, tmp_path):
         assert np.array_equal(rec.calls[k][1], squares(gt.shape, rec.calls[k - 1][0]))
     # The IoU of the three squares, computed here, then carried to clicks 4 and 5.
     pred = squares(gt.shape, rec.calls[2][0]) > 0.49
-    keep = ~ignore
-    want = (gt & pred & keep).sum() / ((gt | pred) & keep).sum()
     row = res.rows[0]
-    assert row["ious"][2] == pytest.approx(want) and row["ious"][3:] == [row["ious"][2]] * 2
+    assert row["ious"][2] == pytest.approx(iou_of(gt, pred, ignore)) and row["ious"][3:] == [row["ious"][2]] * 2
     assert json.loads(row["clicks"]) == [[y, x, int(p)] for y, x, p in given]
     assert res.summary["protocol"]["robot"] == f"clicks {path}"
     assert res.summary["datasets"][0]["samples"] == 1

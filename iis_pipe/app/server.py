@@ -59,6 +59,7 @@ from iis_pipe.clicking import Click
 from iis_pipe.clicking.clickfile import ObjectClicks, click_rows, clicks_json
 from iis_pipe.errors import BadInput
 from iis_pipe.predictors import Predictor
+from pipelines.evaluate import Protocol
 
 STATIC = Path(str(resources.files("iis_pipe.app") / "static"))
 OVERLAY_RGB = (30, 144, 255)  # the mask's colour; the page sets its opacity
@@ -86,6 +87,7 @@ class Limits:
     max_upload: int = 20 * 2**20    # bytes of an uploaded file
     max_pixels: int = 40_000_000    # pixels of an uploaded image
     max_sessions: int = 64          # tabs kept; the least recently used goes first
+    max_session_bytes: int = 2**30  # their outputs kept for undo (1.6 MB a click at 854x480)
     max_body: int = 64 * 2**10      # bytes of a JSON request
 
 
@@ -110,11 +112,24 @@ def overlay_png(mask: np.ndarray) -> bytes:
 
 
 def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "grabcut",
-             limits: Limits = Limits(), allowed_hosts: list[str] | None = None) -> Starlette:
-    """The ASGI app. ``allowed_hosts``: Host headers accepted (default: loopback names only,
+             limits: Limits = Limits(), protocol: Protocol = Protocol(),
+             allowed_hosts: list[str] | None = None) -> Starlette:
+    """The ASGI app. ``protocol``: the threshold and the robot's click budget, evaluation's
+    by default. ``allowed_hosts``: Host headers accepted (default: loopback names only,
     against DNS rebinding; ``["*"]`` for any)."""
     tabs: OrderedDict[str, _Tab] = OrderedDict()
     tabs_lock, predict_lock = threading.Lock(), threading.Lock()
+
+    def keep(sid: str, t: _Tab) -> None:
+        """Store a tab; the least recently used ones go past the count or the bytes allowed."""
+        with tabs_lock:
+            tabs[sid] = t
+            tabs.move_to_end(sid)
+            total = sum(p.nbytes for x in tabs.values() for p in x.session.probs)
+            while len(tabs) > 1 and (len(tabs) > limits.max_sessions
+                                     or total > limits.max_session_bytes):
+                _, old = tabs.popitem(last=False)
+                total -= sum(p.nbytes for p in old.session.probs)
 
     def tab(sid: str) -> _Tab:
         with tabs_lock:
@@ -179,8 +194,9 @@ def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "g
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def info(request: Request) -> Response:
-        return JSONResponse({"predictor": predictor_name, "threshold": 0.49,
-                             "max_upload": limits.max_upload, "max_clicks": 20})
+        return JSONResponse({"predictor": predictor_name, "threshold": protocol.threshold,
+                             "max_upload": limits.max_upload,
+                             "max_clicks": protocol.max_clicks})
 
     async def images(request: Request) -> Response:
         return JSONResponse({"images": [{"id": e.id, "dataset": e.dataset, "key": e.key,
@@ -214,12 +230,10 @@ def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "g
             if n and not 0 <= obj < n or not n and obj != 0:
                 raise ApiError(400, f"object {obj} out of range: the image has {n} objects")
             gt = pic.objects[obj] if n else None
-            t = _Tab(ss.start(pic.image, gt, pic.ignore if n else None), image_id, obj)
+            t = _Tab(ss.start(pic.image, gt, pic.ignore if n else None, protocol.threshold),
+                     image_id, obj)
             sid = secrets.token_urlsafe(12)
-            with tabs_lock:
-                tabs[sid] = t
-                while len(tabs) > limits.max_sessions:
-                    tabs.popitem(last=False)
+            keep(sid, t)
             return sid, t
 
         sid, t = await run_in_threadpool(make)
@@ -250,6 +264,7 @@ def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "g
                 log.error("predictor failed on image %s: %s: %s", t.image, type(e).__name__, e)
                 raise ApiError(500, f"predictor failed: {type(e).__name__}: {e}") from None
             t.session, t.predictor_ms = s, 1000 * (time.perf_counter() - t0)
+            keep(sid, t)
             return state(sid, t)
 
     async def click(request: Request) -> Response:
