@@ -24,7 +24,6 @@ from starlette.testclient import TestClient
 from app_helpers import grabcut_truth, iou_of, live_server
 from cli.main import main
 from iis_pipe.app import Catalog, Limits, make_app
-from iis_pipe.clicking import standard
 from iis_pipe.predictors import GrabCut
 from pipelines.evaluate import Protocol, evaluate, run_object
 from pipelines.prepare import prepare

@@ -2,13 +2,13 @@
 GrabCut: a click at the robot's point turns the overlay into a mask whose IoU against the mask
 file is above 0.8, undo empties it, the exports are the mask and a replayable click file, a
 second tab works on another image at the same time, the robot's button plays to the target,
-and a traversal URL and an oversized upload are refused.
+a traversal URL and an oversized upload are refused, and a predictor's error is a message on
+the page while the server goes on.
 
 ``IIS_UPDATE_DOCS=1`` also rewrites ``docs/app.png``, the README's screenshot."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -192,3 +192,27 @@ def test_traversal_and_oversized_upload_refused(browser, url, grabcut, tmp_path)
     assert page.text_content("#iou") == "no ground truth"
     assert page.is_hidden("#error")
     page.close()
+
+
+class FailsOnNegative:
+    """GrabCut, except that a negative click breaks it."""
+
+    def __call__(self, image, clicks, prev):
+        if not clicks[-1].positive:
+            raise RuntimeError("predictor broke")
+        return GrabCut()(image, clicks, prev)
+
+
+def test_predictor_error_shows_on_the_page(browser, grabcut):
+    with live_server(make_app(Catalog([grabcut]), FailsOnNegative())) as base:
+        page = browser.new_page()
+        open_image(page, base, "124080")
+        click_pixel(page, 150, 240, 1)
+        box = page.locator("#canvas").bounding_box()
+        page.mouse.click(box["x"] + 5, box["y"] + 5, button="right")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.text_content("#error") == "predictor failed: RuntimeError: predictor broke"
+        assert page.eval_on_selector("#canvas", "c => c.dataset.clicks") == "1"
+        click_pixel(page, 160, 250, 2)  # the server goes on
+        assert page.is_hidden("#error")
+        page.close()
