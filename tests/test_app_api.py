@@ -334,3 +334,16 @@ def test_a_model_checkpoint_serves_clicks(catalog, tmp_path):
                           json={"y": y, "x": x, "positive": pos})
         assert res.status_code == 200 and len(res.json()["ious"]) == k
         assert mask_of(client, s["session"]).shape == (321, 481)
+
+
+def test_a_tab_outlives_its_upload_in_the_catalog(grabcut_dir_module):
+    client = TestClient(make_app(Catalog([], max_uploads=1), GrabCut()),
+                        base_url="http://127.0.0.1")
+    data = (grabcut_dir_module / "data_GT" / f"{KEY}.jpg").read_bytes()
+    first = client.post("/api/upload", content=data).json()["id"]
+    s = client.post("/api/sessions", json={"image": first}).json()
+    client.post("/api/upload", content=data)  # the only upload kept now
+    assert [i["id"] for i in client.get("/api/images").json()["images"]] != [first]
+    res = client.post(f"/api/sessions/{s['session']}/clicks", json={"y": 150, "x": 240})
+    assert res.status_code == 200 and res.json()["image"] == first
+    assert client.get(f"/api/sessions/{s['session']}/clicks.json").status_code == 200

@@ -54,7 +54,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from iis_pipe.app import sessions as ss
-from iis_pipe.app.catalog import MIME, Catalog
+from iis_pipe.app.catalog import MIME, Catalog, Entry
 from iis_pipe.clicking import Click
 from iis_pipe.clicking.clickfile import ObjectClicks, click_rows, clicks_json
 from iis_pipe.errors import BadInput
@@ -76,7 +76,8 @@ class ApiError(Exception):
 @dataclass
 class _Tab:
     session: ss.Session
-    image: str
+    entry: Entry     # its image (kept: an upload may leave the catalog while a tab is open)
+    objects: int     # the image's ground-truth objects
     object: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     predictor_ms: float | None = None
@@ -139,16 +140,15 @@ def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "g
             return tabs[sid]
 
     def state(sid: str, t: _Tab) -> dict[str, Any]:
-        s = t.session
-        entry = catalog.entry(t.image)
+        s, entry = t.session, t.entry
         hint = ss.robot_click(s)
         h, w = s.shape
         overlay = None
         if s.probs:
             overlay = "data:image/png;base64," + base64.b64encode(
                 overlay_png(ss.mask(s))).decode()
-        return {"session": sid, "image": t.image, "dataset": entry.dataset, "key": entry.key,
-                "width": w, "height": h, "objects": int(catalog.get(t.image).objects.shape[0]),
+        return {"session": sid, "image": entry.id, "dataset": entry.dataset, "key": entry.key,
+                "width": w, "height": h, "objects": t.objects,
                 "object": t.object, "clicks": click_rows(s.clicks), "ious": list(s.ious),
                 "noc": ss.noc(s), "hint": None if hint is None else click_rows([hint])[0],
                 "overlay": overlay, "predictor_ms": t.predictor_ms}
@@ -231,7 +231,7 @@ def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "g
                 raise ApiError(400, f"object {obj} out of range: the image has {n} objects")
             gt = pic.objects[obj] if n else None
             t = _Tab(ss.start(pic.image, gt, pic.ignore if n else None, protocol.threshold),
-                     image_id, obj)
+                     catalog.entry(image_id), n, obj)
             sid = secrets.token_urlsafe(12)
             keep(sid, t)
             return sid, t
@@ -261,7 +261,8 @@ def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "g
                 with predict_lock:
                     s = ss.add_click(s, predictor, click)
             except Exception as e:  # shown on the page; the session keeps its last state
-                log.error("predictor failed on image %s: %s: %s", t.image, type(e).__name__, e)
+                log.error("predictor failed on image %s: %s: %s", t.entry.file, type(e).__name__,
+                          e)
                 raise ApiError(500, f"predictor failed: {type(e).__name__}: {e}") from None
             t.session, t.predictor_ms = s, 1000 * (time.perf_counter() - t0)
             keep(sid, t)
@@ -297,13 +298,13 @@ def make_app(catalog: Catalog, predictor: Predictor, *, predictor_name: str = "g
         t = tab(request.path_params["sid"])
         m = ss.mask(t.session).astype(np.uint8) * 255
         data = cv2.imencode(".png", m)[1].tobytes()
-        entry = catalog.entry(t.image)
+        entry = t.entry
         return Response(data, media_type="image/png", headers={
             "Content-Disposition": f'attachment; filename="{_safe(entry.key)}-mask.png"'})
 
     async def clicks_file(request: Request) -> Response:
         t = tab(request.path_params["sid"])
-        entry = catalog.entry(t.image)
+        entry = t.entry
         doc = clicks_json([ObjectClicks(entry.key, t.object, t.session.clicks, entry.dataset,
                                         entry.file, t.session.shape)])
         return Response(json.dumps(doc, indent=1) + "\n", media_type="application/json",
