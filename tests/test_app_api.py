@@ -347,3 +347,18 @@ def test_a_tab_outlives_its_upload_in_the_catalog(grabcut_dir_module):
     res = client.post(f"/api/sessions/{s['session']}/clicks", json={"y": 150, "x": 240})
     assert res.status_code == 200 and res.json()["image"] == first
     assert client.get(f"/api/sessions/{s['session']}/clicks.json").status_code == 200
+
+
+def test_an_image_that_does_not_load_is_a_message(grabcut_dir_module, tmp_path):
+    for sub in ("data_GT", "boundary_GT"):
+        (tmp_path / sub).mkdir()
+    data = (grabcut_dir_module / "data_GT" / f"{KEY}.jpg").read_bytes()
+    (tmp_path / "data_GT" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "boundary_GT" / "cut.bmp").symlink_to(grabcut_dir_module / "boundary_GT"
+                                                      / f"{KEY}.bmp")
+    client = TestClient(make_app(Catalog([tmp_path]), GrabCut()), base_url="http://127.0.0.1")
+    (entry,) = client.get("/api/images").json()["images"]
+    res = client.post("/api/sessions", json={"image": entry["id"]})
+    assert res.status_code == 422
+    assert "cut.jpg: corrupt or truncated JPEG" in res.json()["error"]
+    assert client.get(f"/api/images/{entry['id']}/file").status_code == 422
