@@ -35,7 +35,7 @@ def data_root() -> Path:
 def start_server(source: Path, core: int | None) -> tuple[subprocess.Popen, str, int]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "cli", "app", str(source), "--port", "0"]
+    cmd = [sys.executable, "-m", "iis_pipe.cli", "app", str(source), "--port", "0"]
     if core is not None:
         cmd = ["taskset", "-c", str(core), *cmd]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)

@@ -23,9 +23,11 @@ from pathlib import Path
 import simplejpeg
 import torch
 
-from pipelines.prepare import RecordParams, prepare
-from pipelines.profile import LoaderResult, profile_loader, shard_jpegs
-from pipelines.stream import StreamLoader, ritm_cocolvis_hrnet18
+from iis_pipe.data_root import data_root
+from iis_pipe.profiling.decode import shard_jpegs
+from iis_pipe.profiling.loader import LoaderResult, profile_loader
+from iis_pipe.stream import StreamLoader, ritm_cocolvis_hrnet18
+from iis_pipe.pipelines.prepare import RecordParams, prepare
 
 
 def interleaved(cfgs: dict[str, object], jpegs: dict[str, list[bytes]], batches: int
@@ -68,7 +70,7 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=40, help="timed batches of 28 per run")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    davis = _single_core.data_root() / "DAVIS"
+    davis = data_root() / "DAVIS"
     if not davis.is_dir():
         print(f"DAVIS not found at {davis}; set IIS_DATA", file=sys.stderr)
         return 2

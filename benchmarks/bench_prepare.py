@@ -21,17 +21,18 @@ import numpy as np
 from scipy import ndimage
 
 from iis_pipe import sources
+from iis_pipe.data_root import data_root
 from iis_pipe.images import read_image_file
 from iis_pipe.records import distances, schema
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards.tar import iter_records
-from pipelines.prepare import RecordParams, make_record, prepare
+from iis_pipe.pipelines.prepare import RecordParams, make_record, prepare
 
 TARGET_IMAGES_PER_S = 40.0
 
 
 def main() -> int:
-    davis = _single_core.data_root() / "DAVIS"
+    davis = data_root() / "DAVIS"
     if not davis.is_dir():
         print(f"DAVIS not found at {davis}; set IIS_DATA", file=sys.stderr)
         return 2

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cli.data import ByteSize, _options
-from cli.main import main
 from iis_pipe import sources
+from iis_pipe.cli.options import ByteSize, parse_options
 
 
-@main.command()
+@click.command()
 @click.argument("source", nargs=-1)
 @click.option("-p", "--predictor", default="grabcut", show_default=True,
               help="'grabcut' (classical, no weights) or a model checkpoint file (.pt).")
@@ -33,7 +32,7 @@ def app(source, predictor, popts, fmt, host, port, max_upload):
 
     try:
         catalog = Catalog(list(source), format=fmt)
-        pred = make_predictor(predictor, **_options(popts))  # loaded once, kept for every click
+        pred = make_predictor(predictor, **parse_options(popts))  # loaded once, kept for every click
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     local = is_loopback(host)

@@ -46,7 +46,7 @@ from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_records
 from iis_pipe.stream.urls import expand_urls
-from pipelines.executors import default_workers, make_executor, ordered_map
+from iis_pipe.pipelines.executors import default_workers, make_executor, ordered_map
 
 SAMPLES_FILE, SUMMARY_FILE, PLOT_FILE = "samples.parquet", "summary.json", "miou.png"
 OBJECTS = ("regions", "union")

@@ -26,7 +26,7 @@ from iis_pipe.records.distances import DistanceCoding
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.writer import PARTS_DIR, PartWriter, finished_parts
-from pipelines.executors import make_executor, ordered_map
+from iis_pipe.pipelines.executors import make_executor, ordered_map
 
 RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
 SMALL_RUN = 100  # inputs below which the default is to work in this process

@@ -22,11 +22,11 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from app_helpers import grabcut_truth, iou_of, live_server
-from cli.main import main
+from iis_pipe.cli.main import main
 from iis_pipe.app import Catalog, Limits, make_app
 from iis_pipe.predictors import GrabCut
-from pipelines.evaluate import Protocol, evaluate, run_object
-from pipelines.prepare import prepare
+from iis_pipe.pipelines.evaluate import Protocol, evaluate, run_object
+from iis_pipe.pipelines.prepare import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "124080"  # a GrabCut image whose first robot click already gives IoU > 0.8
@@ -284,7 +284,7 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_cli_prints_the_url_and_warns_off_loopback(grabcut_dir_module):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for host, warned in (("127.0.0.1", False), ("0.0.0.0", True)):
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "app", str(grabcut_dir_module),
+        proc = subprocess.Popen([sys.executable, "-m", "iis_pipe.cli", "app", str(grabcut_dir_module),
                                  "--host", host, "--port", "0"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from app_helpers import grabcut_truth, iou_of
-from cli.main import main
+from iis_pipe.cli.main import main
 from iis_pipe.clicking import Click
 from iis_pipe.clicking.clickfile import ObjectClicks, clicks_json, parse_clicks, read_clicks
-from pipelines.evaluate import Protocol, evaluate
+from iis_pipe.pipelines.evaluate import Protocol, evaluate
 
 
 def squares(shape, clicks):

@@ -13,8 +13,8 @@ from PIL import Image
 
 from iis_pipe.errors import BadInput
 from iis_pipe.stream.augment import apply, plan
-from pipelines.prepare import RecordParams, prepare
-from pipelines.stream import ShardStream, StreamLoader, ritm_cocolvis_hrnet18, stream_config
+from iis_pipe.pipelines.prepare import RecordParams, prepare
+from iis_pipe.stream import ShardStream, StreamLoader, ritm_cocolvis_hrnet18, stream_config
 
 NO_PHOTO = dict(brightness_contrast_prob=0.0, rgb_shift_prob=0.0)
 

@@ -25,7 +25,7 @@ from iis_pipe.records import schema
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards.tar import split_name
 from iis_pipe.stream.urls import expand_urls, is_remote
-from pipelines.evaluate import dataset_name, is_prepared
+from iis_pipe.pipelines.evaluate import dataset_name, is_prepared
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MIME = {"jpg": "image/jpeg", "png": "image/png"}

@@ -59,7 +59,7 @@ from iis_pipe.clicking import Click
 from iis_pipe.clicking.clickfile import ObjectClicks, click_rows, clicks_json
 from iis_pipe.errors import BadInput
 from iis_pipe.predictors import Predictor
-from pipelines.evaluate import Protocol
+from iis_pipe.pipelines.evaluate import Protocol
 
 STATIC = Path(str(resources.files("iis_pipe.app") / "static"))
 OVERLAY_RGB = (30, 144, 255)  # the mask's colour; the page sets its opacity

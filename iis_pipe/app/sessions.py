@@ -2,7 +2,7 @@
 truth), the clicks so far and the predictor's output after each. Pure functions return a new
 session; the server only stores them.
 
-The protocol is evaluation's (``pipelines.evaluate.run_object``): the predictor gets the image,
+The protocol is evaluation's (``iis_pipe.pipelines.evaluate.run_object``): the predictor gets the image,
 all clicks and its previous output (zeros before the first click), the mask is ``probs >
 threshold`` and the IoU excludes ignore pixels. ``undo`` goes back to the previous output, so
 the next click sees exactly what it would have seen without the undone one.
