@@ -132,10 +132,10 @@ def test_click_overlay_undo_export(browser, url, grabcut, tmp_path):
     click_pixel(page, 2, 2, 2, button="right")
     assert json.loads(download(page, "#export-clicks", tmp_path).read_text()
                       )["objects"][0]["clicks"][1] == [2, 2, 0]
+    page.keyboard.press("Control+z")
+    page.wait_for_selector("#canvas[data-clicks='1']", state="attached")
     page.click("#undo")
-    page.wait_for_selector("#canvas[data-clicks='1']")
-    page.click("#undo")
-    page.wait_for_selector("#canvas[data-clicks='0']")
+    page.wait_for_selector("#canvas[data-clicks='0']", state="attached")
     assert not mask_file(download(page, "#export-mask", tmp_path)).any()
     assert page.text_content("#iou") == "\u2013"
     page.close()

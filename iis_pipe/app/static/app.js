@@ -126,6 +126,9 @@ canvas.addEventListener("click", (ev) => clickAt(ev, !$("negative").checked));
 canvas.addEventListener("contextmenu", (ev) => { ev.preventDefault(); clickAt(ev, false); });
 $("undo").addEventListener("click", () => run(async () => st && setState(await api("POST", `/api/sessions/${st.session}/undo`))));
 $("reset").addEventListener("click", () => run(async () => st && setState(await api("POST", `/api/sessions/${st.session}/reset`))));
+document.addEventListener("keydown", (ev) => {
+  if ((ev.ctrlKey || ev.metaKey) && ev.key === "z") { ev.preventDefault(); $("undo").click(); }
+});
 $("opacity").addEventListener("input", draw);
 $("show-hint").addEventListener("change", draw);
 $("image").addEventListener("change", () => run(() => openImage($("image").value, 0)));
