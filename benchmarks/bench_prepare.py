@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from iis_pipe import sources
 from iis_pipe.data_root import data_root
+from iis_pipe.geometry.box import Box
 from iis_pipe.images import read_image_file
 from iis_pipe.records import distances, schema
 from iis_pipe.regions.candidates import region_candidates
@@ -63,13 +64,13 @@ def main() -> int:
             masks, meta, _ = region_candidates(sample.instances, sample.instance_meta)
             t0 = time.perf_counter()
             for m, rm in zip(masks, meta):
-                distances.encode_region(m, rm["bbox"], params.coding)
+                distances.encode_region(m, Box.from_xywh(rm["bbox"]), params.coding)
             dt_t.append(time.perf_counter() - t0)
         write_s = res.timings["write"] / max(n, 1)
 
         # 3. stored distances vs exact recomputation, 4. bytes
         load_dt, exact_scipy, exact_cv, dt_bytes, jpg_bytes, n_regions = [], [], [], 0, 0, 0
-        for shard in sorted(out.glob("shard-*.tar")):
+        for shard in sorted(out.glob(schema.shard_glob())):
             for _, members in iter_records(shard):
                 meta = schema.decode_meta(members)
                 t0 = time.perf_counter()
@@ -86,7 +87,7 @@ def main() -> int:
                     distances.exact_map(m)
                 exact_cv.append(time.perf_counter() - t0)
                 dt_bytes += len(members[schema.DT])
-                jpg_bytes += len(members["jpg"])
+                jpg_bytes += len(members[schema.JPG])
                 n_regions += len(regions)
 
     ms = lambda xs: 1000 * statistics.fmean(xs)  # noqa: E731

@@ -121,7 +121,7 @@ def is_prepared(source: str | Path) -> bool:
     text = str(source)
     p = Path(text)
     if p.is_dir():
-        return (p / idx.MANIFEST_FILE).is_file() or any(p.glob("shard-*.tar"))
+        return (p / idx.MANIFEST_FILE).is_file() or any(p.glob(schema.shard_glob()))
     return text.endswith(".tar") or any(c in text for c in "*?[{")
 
 

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from iis_pipe import models
+from iis_pipe.atomic import atomic_path
 from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
 from iis_pipe.plain import to_plain
 from iis_pipe.training.iterative import add_error_clicks
@@ -102,9 +103,8 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 
 
 def _atomic_save(model, path: Path, **extra) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    models.save(model, tmp, **extra)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        models.save(model, tmp, **extra)
 
 
 class Run(NamedTuple):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iis_pipe.clicking.edt import distance_to_zero
+from iis_pipe.geometry.distance import distance_to_zero
 from iis_pipe.clicking.format import array_to_clicks
 from iis_pipe.clicking.reference import sample_clicks_reference
 from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, distance_window, sample_clicks
@@ -109,7 +109,7 @@ def test_sampler_equals_argwhere_reference_grabcut_ignore(grabcut_dir):
 @pytest.mark.realdata
 def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
     from iis_pipe.records import distances
-    from iis_pipe.regions.candidates import bbox_xywh
+    from iis_pipe.geometry.box import mask_bbox
 
     coding = distances.DistanceCoding()
     for i, (name, regions, ignore) in enumerate(_davis_instances(davis_dir, 8)):
@@ -117,7 +117,7 @@ def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
             ignore = np.zeros(regions.shape[1:], bool)
             ignore[::7] = True
         # stored maps as the stream reads them: quantised, rescaled by a resize factor
-        q = np.stack([distances.unpack_region(*distances.encode_region(r, bbox_xywh(r), coding),
+        q = np.stack([distances.unpack_region(*distances.encode_region(r, mask_bbox(r), coding),
                                               r.shape, coding.clip) for r in regions])
         for ci, (cfg, merge_prob, max_merged) in enumerate(CONFIGS):
             seed = 10 * i + ci

@@ -78,7 +78,7 @@ def bench_robot(frames, clicks: int, seed: int) -> dict:
 
 
 def bench_sampler(frames, samples: int, points: int, seed: int) -> dict:
-    from iis_pipe.clicking.edt import distance_to_zero
+    from iis_pipe.geometry.distance import distance_to_zero
     from iis_pipe.clicking.reference import sample_clicks_reference
     from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
     from iis_pipe.regions.select import choose_regions

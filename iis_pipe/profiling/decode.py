@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from iis_pipe.geometry.box import Box
+from iis_pipe.records import schema
 from iis_pipe.stream.reader import OpenFiles, read_members, scan
 from iis_pipe.stream.urls import expand_urls
 
@@ -27,9 +29,9 @@ def shard_jpegs(shards, limit: int = 0) -> list[bytes]:
         warnings.warn(f"skipping the rest of shard {e}", stacklevel=2)
 
     for ref in scan(expand_urls(shards), on_error=warn):
-        if "jpg" in ref.members:
-            out.append(read_members(ref._replace(members={"jpg": ref.members["jpg"]}),
-                                    files)["jpg"])
+        if schema.JPG in ref.members:
+            out.append(read_members(ref._replace(members={schema.JPG: ref.members[schema.JPG]}),
+                                    files)[schema.JPG])
             if limit and len(out) >= limit:
                 break
     files.close()
@@ -64,7 +66,7 @@ def _decoders() -> dict[str, dict[str, Callable[[bytes], np.ndarray]]]:
         def window(b, reduce=1, part=1):  # centred, 1/part of the height and of the width
             h, w = simplejpeg.decode_jpeg_header(b)[:2]
             y0, x0 = h // 2 - h // (2 * part), w // 2 - w // (2 * part)
-            return images.decode_jpeg_window(b, (y0, y0 + h // part, x0, x0 + w // part),
+            return images.decode_jpeg_window(b, Box(y0, y0 + h // part, x0, x0 + w // part),
                                              reduce, fast=False)[0]
 
         out["iis window"] = {"full": window, "1/2": lambda b: window(b, 2),

@@ -11,7 +11,8 @@ Encoding: ``q = min(round(u / step), clip)`` as uint8. Error bound against an ex
 ``|q * step - u| <= step / 2`` wherever ``u < (clip - 0.5) * step``; elsewhere ``q == clip``
 (saturated: "at least that far"). Only a window of the region's bbox plus ``clip * step + 1``
 pixels can hold unsaturated values, so that window is all that is stored, one array per
-region (so a reader decodes only the regions it uses).
+region (so a reader decodes only the regions it uses). Boxes and windows are ``Box``es here;
+the schema stores a window as ``dt_window`` ``[y0, x0, h, w]`` (``Box.to_yxhw``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from iis_pipe.clicking.edt import sq_distance_to_zero
+from iis_pipe.geometry.box import Box, mask_bbox
+from iis_pipe.geometry.distance import sq_distance_to_zero
 
 
 @dataclass(frozen=True)
@@ -42,26 +44,14 @@ class DistanceCoding:
         return int(math.ceil(self.clip * self.step)) + 1
 
 
-def window(bbox_xywh: tuple[int, int, int, int], shape: tuple[int, int], margin: int
-           ) -> tuple[int, int, int, int]:
-    """``(y0, x0, h, w)`` of the bbox grown by ``margin``, clipped to the image."""
-    x, y, w, h = bbox_xywh
-    y0, x0 = max(y - margin, 0), max(x - margin, 0)
-    y1, x1 = min(y + h + margin, shape[0]), min(x + w + margin, shape[1])
-    return y0, x0, y1 - y0, x1 - x0
-
-
 def _sq_map(mask: np.ndarray) -> np.ndarray:
     """``(H, W) bool`` region -> ``(H, W) int32`` exact squared combined distances."""
     d2 = sq_distance_to_zero(~mask)  # outside; 0 on the region
     # Inside only needs the region's bbox plus one pixel, the border counting as boundary:
     # no nearer boundary pixel can lie beyond that ring.
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, mask.shape[0])
-    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, mask.shape[1])
-    box = mask[y0:y1, x0:x1]
-    np.copyto(d2[y0:y1, x0:x1], sq_distance_to_zero(box, pad_border=True), where=box)
+    ring = mask_bbox(mask).grow(1, mask.shape).slices
+    box = mask[ring]
+    np.copyto(d2[ring], sq_distance_to_zero(box, pad_border=True), where=box)
     return d2
 
 
@@ -78,19 +68,20 @@ def _quantiser(coding: DistanceCoding) -> tuple[int, np.ndarray]:
     return limit, np.minimum(levels, coding.clip).astype(np.uint8)
 
 
-def encode_region(mask: np.ndarray, bbox_xywh, coding: DistanceCoding
-                  ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Quantised map of one region over its window: ``((h, w) uint8, (y0, x0, h, w))``."""
-    y0, x0, h, w = window(bbox_xywh, mask.shape, coding.margin)
+def encode_region(mask: np.ndarray, bbox: Box, coding: DistanceCoding
+                  ) -> tuple[np.ndarray, Box]:
+    """Quantised map of one region ``(H, W) bool`` whose tight box is ``bbox``, over its window
+    (``bbox`` grown by ``coding.margin``, clipped to the image): ``((h, w) uint8, window)``."""
+    win = bbox.grow(coding.margin, mask.shape)
     # Every region pixel and every non-region pixel nearer than the margin lies in the window,
     # so the transforms over it are exact where it matters; the rest saturates anyway. The
     # image border counts as boundary only where the window reaches it (the bbox ring is
     # non-region elsewhere and nearer).
-    d2 = _sq_map(np.ascontiguousarray(mask[y0:y0 + h, x0:x0 + w]))
+    d2 = _sq_map(np.ascontiguousarray(mask[win.slices]))
     limit, table = _quantiser(coding)
     out = np.empty(d2.shape, np.uint8)
     _quantise(d2, limit, table, out)
-    return out, (y0, x0, h, w)
+    return out, win
 
 
 @njit(cache=True, nogil=True)
@@ -101,12 +92,11 @@ def _quantise(d2, limit, table, out):
             out[y, x] = table[min(d2[y, x], limit)]
 
 
-def unpack_region(crop: np.ndarray, win: tuple[int, int, int, int], shape: tuple[int, int],
-                  clip: int) -> np.ndarray:
-    """One region's full-size quantised map ``(H, W) uint8`` (saturated outside its window)."""
-    y0, x0, h, w = win
+def unpack_region(crop: np.ndarray, win: Box, shape: tuple[int, int], clip: int) -> np.ndarray:
+    """One region's full-size quantised map ``(H, W) uint8`` from its map ``crop`` over the
+    window ``win`` (saturated outside it)."""
     out = np.full(shape, clip, np.uint8)
-    out[y0:y0 + h, x0:x0 + w] = crop
+    out[win.slices] = crop
     return out
 
 

@@ -20,7 +20,8 @@ suffix              content
 
 Array members are compressed ``.npy`` files (see ``arrays``).
 
-``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
+``meta.json`` (typed as :class:`RecordMeta`, its regions as :class:`RegionMeta`): ``schema``
+(this version), ``key``, ``source``, ``split``, ``height``,
 ``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``ignored`` (ignore
 pixels: a reader skips an empty mask), ``dt``
 (``{"step", "clip", "band_rows"}``), ``regions`` (per region: ``id``, ``layer``, ``label_id``
@@ -31,22 +32,23 @@ pixels: a reader skips an empty mask), ``dt``
 
 Older versions are still read. Versions 1 to 3 stored the label layers' pixels in
 ``regions.npy.zst``, an ``.npy`` cut into zstd frames (its header, then bands of 32 rows, their
-lengths in ``layers_frames``); the stream decompressed and resized whole rows of them (0.45 ms
-per DAVIS sample against 0.2 ms from runs). Version 2 also stored the distance maps' bands as
-zstd frames in ``dt.npy.zst`` (LZ4 decodes them 2.7x as fast). Version 1 also stored the layers
-and each map as one frame, without ``layers_frames``, ``band_rows`` and ``dt_frames``, and had
-no ``ignored``.
+lengths in ``layers_frames``); the stream decompressed and resized whole rows of them, slower
+than reading a crop's masks from runs (figures in the README's benchmark notes). Version 2 also
+stored the distance maps' bands as zstd frames in ``dt.npy.zst`` (LZ4 decodes them faster, for
+a few more bytes). Version 1 also stored the layers and each map as one frame, without
+``layers_frames``, ``band_rows`` and ``dt_frames``, and had no ``ignored``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Python 3.11's TypedDict sees NotRequired only
+# in evaluated annotations.
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
+from iis_pipe.geometry.box import Box
 from iis_pipe.images import decode_image
 from iis_pipe.plain import to_plain
 from iis_pipe.records import distances, masks, runs
@@ -58,11 +60,69 @@ READABLE_VERSIONS = (1, 2, 3, 4)
 # rows per frame of the distance maps (readers decompress the bands they need); finer bands
 # compress worse: distances +17 % bytes at 32 rows, +30 % at 16 (DAVIS)
 BAND_ROWS = 32
-IMAGE_SUFFIXES = ("jpg", "png")
+JPG, PNG = "jpg", "png"
+IMAGE_SUFFIXES = (JPG, PNG)
 RUNS, IGNORE, DT, META = "runs.npy.zst", "ignore.npy.zst", "dt.npy.lz4", "meta.json"
 REGIONS = "regions.npy.zst"  # versions 1 to 3: label layers' pixels in bands
 DT_ZSTD = "dt.npy.zst"  # versions 1 and 2
+# The members every record has besides its image, each under this version's name first, then
+# the names older versions gave it.
+REQUIRED_MEMBERS = ((IGNORE,), (META,), (RUNS, REGIONS), (DT, DT_ZSTD))
 MEMBER_SUFFIXES = IMAGE_SUFFIXES + (RUNS, REGIONS, IGNORE, DT, DT_ZSTD, META)
+# Shards are ``{prefix}-{part:06d}.tar``.
+SHARD_PREFIX = "shard"
+
+
+class ImageMeta(TypedDict):
+    """``meta["image"]``: the image member's suffix and the source file it came from."""
+
+    ext: str  # "jpg" or "png"
+    file: str | None
+
+
+class DtMeta(TypedDict):
+    """``meta["dt"]``: the distance maps' quantisation (``distances.DistanceCoding``) and bands."""
+
+    step: float
+    clip: int
+    band_rows: NotRequired[int]  # rows per LZ4/zstd frame; not in version 1
+
+
+class RegionMeta(TypedDict):
+    """One entry of ``meta["regions"]``. It also carries the source's instance metadata (such
+    as ``label``) under the source's own keys."""
+
+    id: int  # index of the region in the record
+    layer: int  # label layer holding its mask
+    label_id: int  # its label in that layer
+    instance: int  # the source instance it comes from
+    component: int | None  # connected component of that instance (None: not split)
+    area: int  # pixels
+    bbox: list[int]  # [x, y, w, h]
+    dt_window: list[int]  # [y0, x0, h, w] of its stored distance map
+    dt_span: list[int]  # [offset, length] of its frames in the distance member
+    dt_frames: NotRequired[list[int]]  # those frames' lengths; not in version 1
+    label: NotRequired[Any]
+
+
+class RecordMeta(TypedDict):
+    """``meta.json`` of a record (see the module doc; keys that older versions lack are
+    ``NotRequired``)."""
+
+    schema: int
+    key: str
+    source: str
+    split: str
+    height: int
+    width: int
+    image: ImageMeta
+    mask_files: list[str]
+    layers: int  # label layers stacked in the mask member
+    ignored: NotRequired[int]  # ignored pixels; not in version 1
+    dt: DtMeta
+    regions: list[RegionMeta]
+    dropped: list[dict[str, Any]]  # parts removed by min_area (instance, component, area...)
+    layers_frames: NotRequired[list[int]]  # versions 2 and 3: frame lengths of regions.npy.zst
 
 
 @dataclass
@@ -71,7 +131,7 @@ class Record:
     ``ignore (H, W) bool``, ``dt (R, H, W) uint8`` quantised maps (see ``distances``)."""
 
     key: str
-    meta: dict[str, Any]
+    meta: RecordMeta
     image: np.ndarray
     regions: np.ndarray
     ignore: np.ndarray
@@ -98,18 +158,18 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
     layers, slots = masks.pack_layers(region_masks)
     crops, windows = [], []
     for m, rm in zip(region_masks, region_meta):
-        q, win = distances.encode_region(m, rm["bbox"], coding)
+        q, win = distances.encode_region(m, Box.from_xywh(rm["bbox"]), coding)
         crops.append(q)
         windows.append(win)
     frames, lengths = zip(*[encode_array_bands(q, BAND_ROWS, "lz4") for q in crops])
     offsets = np.cumsum([0] + [len(f) for f in frames]).tolist()
     regions = [
         {**to_plain(rm), "id": i, "layer": layer, "label_id": label, "bbox": list(rm["bbox"]),
-         "dt_window": [int(v) for v in win], "dt_span": [offsets[i], len(frames[i])],
+         "dt_window": list(win.to_yxhw()), "dt_span": [offsets[i], len(frames[i])],
          "dt_frames": lengths[i]}
         for i, (rm, (layer, label), win) in enumerate(zip(region_meta, slots, windows))
     ]
-    meta = {
+    meta: RecordMeta = {
         "schema": SCHEMA_VERSION, "key": key, "source": info["source"], "split": info["split"],
         "height": int(h), "width": int(w),
         "image": {"ext": image_ext, "file": info.get("image_file")},
@@ -141,7 +201,7 @@ def checksum(members: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def decode_meta(members: dict[str, bytes]) -> dict[str, Any]:
+def decode_meta(members: dict[str, bytes]) -> RecordMeta:
     """Parse and check ``meta.json``; raises ValueError on a missing member or other version."""
     if META not in members:
         raise ValueError(f"record has no {META} member")
@@ -152,11 +212,11 @@ def decode_meta(members: dict[str, bytes]) -> dict[str, Any]:
     return meta
 
 
-def coding_of(meta: dict[str, Any]) -> distances.DistanceCoding:
+def coding_of(meta: RecordMeta) -> distances.DistanceCoding:
     return distances.DistanceCoding(step=float(meta["dt"]["step"]), clip=int(meta["dt"]["clip"]))
 
 
-def decode_layers(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray:
+def decode_layers(members: dict[str, bytes], meta: RecordMeta) -> np.ndarray:
     """``(L*H, W)`` stacked label layers (see ``masks``)."""
     if RUNS not in members:  # versions 1 to 3
         return decode_array(members[REGIONS])
@@ -164,14 +224,14 @@ def decode_layers(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray
                             meta["width"])
 
 
-def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
+def decode_regions(members: dict[str, bytes], meta: RecordMeta,
                    ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) bool`` masks of all regions, or of ``ids``."""
     slots = [(r["layer"], r["label_id"]) for r in meta["regions"]]
     return masks.unpack_layers(decode_layers(members, meta), slots, meta["height"], ids)
 
 
-def decode_layer_runs(members: dict[str, bytes], meta: dict[str, Any], y0: int, y1: int
+def decode_layer_runs(members: dict[str, bytes], meta: RecordMeta, y0: int, y1: int
                       ) -> runs.LayerRuns:
     """At least rows ``[y0, y1)`` of every label layer as runs: all rows from version 4's
     runs; from the bands of versions 2 and 3 only those that hold the rows (version 1: all)."""
@@ -201,6 +261,12 @@ def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
     return decode_array(members[IGNORE]).astype(bool, copy=False)
 
 
+def decode_ignore_if_any(members: dict[str, bytes], meta: RecordMeta) -> np.ndarray | None:
+    """``(H, W) bool`` ignore mask, or None when ``meta`` counts no ignored pixel (version 1
+    records do not count them: decoded to find out)."""
+    return decode_ignore(members) if meta.get("ignored", 1) > 0 else None
+
+
 def dt_member(members: dict[str, bytes]) -> bytes:
     """The distance maps' member: ``dt.npy.lz4``, or ``dt.npy.zst`` of version 1 and 2 records."""
     data = members.get(DT, members.get(DT_ZSTD))
@@ -209,13 +275,13 @@ def dt_member(members: dict[str, bytes]) -> bytes:
     return data
 
 
-def decode_dt_window(members: dict[str, bytes], region: dict[str, Any]) -> np.ndarray:
+def decode_dt_window(members: dict[str, bytes], region: RegionMeta) -> np.ndarray:
     """One region's stored map over its ``dt_window``: ``(h, w) uint8`` quantised levels."""
     offset, length = region["dt_span"]
     return decode_array(memoryview(dt_member(members))[offset:offset + length])
 
 
-def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], region: dict[str, Any],
+def decode_dt_rows(members: dict[str, bytes], meta: RecordMeta, region: RegionMeta,
                    y0: int, y1: int) -> tuple[np.ndarray, tuple[int, int]]:
     """At least image rows ``[y0, y1)`` of one region's stored map, decompressing only the
     bands that hold them (version 1: the whole window): ``((n, w) uint8 levels, (y, x) of its
@@ -230,7 +296,7 @@ def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], region: dict
     return rows, (wy + first, wx)
 
 
-def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
+def decode_dt(members: dict[str, bytes], meta: RecordMeta,
               ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) uint8`` full-size quantised maps (multiply by ``meta["dt"]["step"]``)."""
     regs = meta["regions"]
@@ -238,14 +304,40 @@ def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
     shape = (meta["height"], meta["width"])
     clip = int(meta["dt"]["clip"])
     return np.stack([distances.unpack_region(decode_dt_window(members, regs[i]),
-                                             regs[i]["dt_window"], shape, clip) for i in ids])
+                                             Box.from_yxhw(regs[i]["dt_window"]), shape, clip)
+                     for i in ids])
 
 
-def image_member(members: dict[str, bytes]) -> str:
+def find_image_member(members: dict[str, bytes]) -> str | None:
+    """Suffix of the record's image member (``jpg`` or ``png``), None when it has none."""
     for ext in IMAGE_SUFFIXES:
         if ext in members:
             return ext
-    raise ValueError("record has no image member (jpg or png)")
+    return None
+
+
+def image_member(members: dict[str, bytes]) -> str:
+    """Suffix of the record's image member (``jpg`` or ``png``); ValueError when it has none."""
+    ext = find_image_member(members)
+    if ext is None:
+        raise ValueError("record has no image member (jpg or png)")
+    return ext
+
+
+def missing_members(members: dict[str, bytes]) -> list[str]:
+    """This version's names of the members, other than the image (see ``find_image_member``),
+    that a record lacks under every name a readable version gave them (empty: none missing)."""
+    return [names[0] for names in REQUIRED_MEMBERS if not any(n in members for n in names)]
+
+
+def shard_name(part: int, prefix: str = SHARD_PREFIX) -> str:
+    """File name of shard number ``part``: ``shard-000042.tar``."""
+    return f"{prefix}-{part:06d}.tar"
+
+
+def shard_glob(prefix: str = SHARD_PREFIX) -> str:
+    """Glob pattern matching every ``shard_name`` of ``prefix``: ``shard-*.tar``."""
+    return f"{prefix}-*.tar"
 
 
 def decode_record(members: dict[str, bytes]) -> Record:

@@ -7,12 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-
-def bbox_xywh(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight bounding box ``(x, y, w, h)`` of a non-empty ``(H, W) bool`` mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+from iis_pipe.geometry.box import mask_bbox
 
 
 def region_candidates(instances: np.ndarray, instance_meta: list[dict[str, Any]], *,
@@ -22,7 +17,8 @@ def region_candidates(instances: np.ndarray, instance_meta: list[dict[str, Any]]
 
     ``instances``: ``(K, H, W) bool``. Returns ``(masks (R, H, W) bool, meta, dropped)``: each
     meta dict has ``instance`` (index into ``instances``), ``component`` (None unless split),
-    ``area``, ``bbox`` ``(x, y, w, h)`` and the instance's own metadata; ``dropped`` lists the
+    ``area``, ``bbox`` ``(x, y, w, h)`` (the record's stored form of its ``Box``) and the
+    instance's own metadata; ``dropped`` lists the
     parts removed by ``min_area`` (kept so that nothing disappears unaccounted).
     """
     masks: list[np.ndarray] = []
@@ -42,7 +38,7 @@ def region_candidates(instances: np.ndarray, instance_meta: list[dict[str, Any]]
                 continue
             masks.append(m)
             meta.append({**instance_meta[k], "instance": k, "component": comp,
-                         "area": area, "bbox": bbox_xywh(m)})
+                         "area": area, "bbox": mask_bbox(m).to_xywh()})
     shape = instances.shape[1:]
     stacked = np.stack(masks) if masks else np.zeros((0, *shape), bool)
     return stacked, meta, dropped
