@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from iis_pipe.clicking import pixelsets as ps
-from iis_pipe.clicking.edt import distance_to_zero, mask_bbox
+from iis_pipe.geometry.box import mask_bbox
+from iis_pipe.geometry.distance import distance_to_zero
 
 
 def _frames(davis_dir, count=4):
