@@ -25,11 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from iis_pipe.data_root import data_root
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("IIS_DATA", ROOT.parent / "shared" / "data"))
 
 
 def start_server(source: Path, core: int | None) -> tuple[subprocess.Popen, str, int]:
