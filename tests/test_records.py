@@ -197,6 +197,11 @@ def test_distance_bands_round_trip_on_real_masks(davis_dir, voc_sample_dir):
                 rows, first = distances.decode_rows(span, q.shape, 64, y0, y1, arrays.zstd_frames)
                 assert first <= max(y0, 0) and first + len(rows) >= min(y1, q.shape[0])
                 np.testing.assert_array_equal(rows, q[first:first + len(rows)])
+            for y0, y1 in ((q.shape[0] + 3, q.shape[0] + 9), (q.shape[0] + 70, q.shape[0] + 80),
+                           (-9, -3)):  # rows off the map: what is given is the map's
+                rows, first = distances.decode_rows(span, q.shape, 64, y0, y1, arrays.zstd_frames)
+                np.testing.assert_array_equal(rows, q[first:first + len(rows)])
+                assert len(rows) == 0 or (y0 > 0 and first + len(rows) == q.shape[0])
             n = -(-q.shape[0] // 64)
             lengths = np.frombuffer(span[:4 * n], "<u4")
             raw_bands += sum(arrays.zstd_frames(span[4 * n + s:4 * n + s + k])[0] == 1

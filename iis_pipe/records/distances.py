@@ -258,7 +258,7 @@ def decode_rows(span, shape: tuple[int, int], rows: int, y0: int, y1: int, decom
     stop = start + int(lengths[b0:b1].sum())
     if stop > len(span):
         raise ValueError(f"corrupt distance span (frames end at {stop}, span {len(span)})")
-    first, last = b0 * rows, min(b1 * rows, h)
+    first, last = min(b0 * rows, h), min(b1 * rows, h)  # rows below the map: none
     out = np.empty((last - first, w), np.uint8)
     if b1 > b0:
         raw = np.frombuffer(decompress(span[start:stop]), np.uint8)
