@@ -402,8 +402,9 @@ def test_older_versions_still_read(version):
         want = schema.decode_layer_runs(members, new_meta, y0, y1 + 1)
         assert got.holds(y0, y1 + 1, 80) and want.holds(y0, y1 + 1, 80)
         a = runs.decode_runs(got.runs, 2 * got.rows, 50).reshape(2, got.rows, 50)
-        b = runs.decode_runs(want.runs, 160, 50).reshape(2, 80, 50)
-        np.testing.assert_array_equal(a, b[:, got.first:got.first + got.rows])
+        b = runs.decode_runs(want.runs, 240, 50).reshape(3, 80, 50)  # and the union layer
+        np.testing.assert_array_equal(a, b[:2, got.first:got.first + got.rows])
+        np.testing.assert_array_equal(b[2] == 1, m.any(0))
         for i, r in enumerate(meta["regions"]):
             got, origin = schema.decode_dt_rows(old, meta, old_table, i, y0, y1 + 1)
             wy, wx = r["dt_window"][:2]

@@ -26,7 +26,10 @@ suffix              content
 Array members are compressed ``.npy`` files (see ``arrays``).
 
 ``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
-``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``ignored`` (ignore
+``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``union_layer``
+(version 5: when the regions take several layers, ``runs.npy.zst`` holds one more, labelled 1
+wherever any region is, so the stream finds other objects without reading every layer),
+``ignored`` (ignore
 pixels: a reader skips an empty mask), ``dt`` (``{"step", "clip", "band_rows", "expand"}``:
 ``expand``, the largest ``expand_ratio`` of the click sampler's border band the maps hold, see
 ``distances.reach``), ``regions`` (the region count) and ``dropped`` (parts removed by
@@ -148,6 +151,10 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
     h, w = size
     boxed = masks.boxed(region_masks)
     layers, slots = masks.pack_layers(boxed, (h, w))
+    n_layers = layers.shape[0] // h
+    if n_layers > 1:  # the union layer: the stream's "labelled" without reading every layer
+        union = (layers.reshape(n_layers, h, w) != 0).any(axis=0).astype(layers.dtype)
+        layers = np.concatenate([layers, union])
     compress = zstd_compressor(DT_LEVEL)
     spans, table = [], np.zeros((len(boxed), len(TABLE_COLUMNS)), np.int64)
     offset = 0
@@ -167,7 +174,8 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         "height": int(h), "width": int(w),
         "image": {"ext": image_ext, "file": info.get("image_file")},
         "mask_files": info.get("mask_files", []),
-        "layers": int(layers.shape[0] // h),
+        "layers": n_layers,
+        "union_layer": n_layers > 1,
         "ignored": int(np.count_nonzero(ignore)),
         "dt": {"step": coding.step, "clip": coding.clip, "band_rows": BAND_ROWS,
                "expand": float(expand)},
@@ -258,12 +266,23 @@ def supported_expand(meta: dict[str, Any]) -> float:
     return float(meta["dt"].get("expand", math.inf))
 
 
+def union_layer(meta: dict[str, Any]) -> int:
+    """Index of the stored layer that is labelled wherever a region is (version 5, when the
+    regions take several layers; it follows them), or -1."""
+    return meta["layers"] if meta.get("union_layer") else -1
+
+
+def _stored_layers(meta: dict[str, Any]) -> int:
+    return meta["layers"] + (union_layer(meta) >= 0)
+
+
 def decode_layers(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray:
     """``(L*H, W)`` stacked label layers (see ``masks``)."""
     if RUNS not in members:  # versions 1 to 3
         return decode_array(members[REGIONS])
-    return runs.decode_runs(decode_array(members[RUNS]), meta["layers"] * meta["height"],
-                            meta["width"])
+    h = meta["height"]
+    return runs.decode_runs(decode_array(members[RUNS]), _stored_layers(meta) * h,
+                            meta["width"])[:meta["layers"] * h]
 
 
 def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
@@ -276,12 +295,14 @@ def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
 
 def decode_layer_runs(members: dict[str, bytes], meta: dict[str, Any], y0: int, y1: int
                       ) -> runs.LayerRuns:
-    """At least rows ``[y0, y1)`` of every label layer as runs: all rows from version 4's
-    runs; from the bands of versions 2 and 3 only those that hold the rows (version 1: all)."""
+    """At least rows ``[y0, y1)`` of every label layer (and the union layer, see
+    ``union_layer``) as runs: all rows from the runs of versions 4 and 5; from the bands of
+    versions 2 and 3 only those that hold the rows (version 1: all)."""
     h, w, n_layers = meta["height"], meta["width"], meta["layers"]
     if RUNS in members:
         found = decode_array(members[RUNS])
-        return runs.LayerRuns(found, runs.row_starts(found, n_layers * h, w), 0, h, w)
+        return runs.LayerRuns(found, runs.row_starts(found, _stored_layers(meta) * h, w), 0, h,
+                              w)
     y0, y1 = max(y0, 0), min(y1, h)
     if "layers_frames" not in meta:
         layers, y0, y1 = decode_array(members[REGIONS]).reshape(n_layers, h, w), 0, h

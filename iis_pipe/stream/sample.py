@@ -110,7 +110,8 @@ def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> 
 
 
 def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, scaled, flip,
-              cfg: SampleConfig, reduce: int, n_layers: int, rng: np.random.Generator):
+              cfg: SampleConfig, reduce: int, n_layers: int, union: int,
+              rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
     pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
     bool, their union (Hc, Wc) bool)``. ``layer_runs(y0, y1)``: the label layers'
@@ -133,7 +134,7 @@ def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, s
         y0, y1 = p.window[:2]
         if found is None or not found.holds(y0, y1, shape[0]):
             found = layer_runs(y0, y1)  # version 4: all rows; older: those under the window
-        masks, labelled = nearest.warp_labels(found, n_layers, p, slots)
+        masks, labelled = nearest.warp_labels(found, n_layers, p, slots, union)
         target = masks[0] if len(chosen) == 1 else masks.any(0)
         visible = int(np.count_nonzero(target))
         if best is None or visible > best[0]:
@@ -208,7 +209,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     timer.lap("decode")
     p, labelled, masks, target_mask = _fit_crop(
         lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), table, chosen,
-        shape, scaled, flip, cfg, reduce, meta["layers"], rng)
+        shape, scaled, flip, cfg, reduce, meta["layers"], schema.union_layer(meta), rng)
     other = labelled & ~target_mask  # the image's other objects: labelled, not the target
     timer.lap("augment")
 
