@@ -28,9 +28,11 @@ import simplejpeg
 import torch
 
 from _dense import write_dense_coco
-from pipelines.prepare import RecordParams, prepare
-from pipelines.profile import LoaderResult, profile_loader, shard_jpegs
-from pipelines.stream import StreamLoader, ritm_cocolvis_hrnet18
+from iis_pipe.data_root import data_root
+from iis_pipe.profiling.decode import shard_jpegs
+from iis_pipe.profiling.loader import LoaderResult, profile_loader
+from iis_pipe.stream import StreamLoader, ritm_cocolvis_hrnet18
+from iis_pipe.pipelines.prepare import RecordParams, prepare
 
 
 def interleaved(cfgs: dict[str, object], jpegs: dict[str, list[bytes]], batches: int
@@ -75,7 +77,7 @@ def main() -> int:
                     help="objects per image of the dense shards (0: none)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    davis = _single_core.data_root() / "DAVIS"
+    davis = data_root() / "DAVIS"
     if not davis.is_dir():
         print(f"DAVIS not found at {davis}; set IIS_DATA", file=sys.stderr)
         return 2

@@ -132,10 +132,11 @@ def bench_data_wait(args) -> bool:
     import tempfile
     from pathlib import Path
 
-    from pipelines.prepare import prepare
-    from pipelines.train import TrainConfig, train
+    from iis_pipe.data_root import data_root
+    from iis_pipe.pipelines.prepare import prepare
+    from iis_pipe.pipelines.train import TrainConfig, train
 
-    davis = _single_core.data_root() / "DAVIS"
+    davis = data_root() / "DAVIS"
     if not davis.is_dir():
         print(f"\ndata wait: skipped, DAVIS not found at {davis} (set IIS_DATA)")
         return True

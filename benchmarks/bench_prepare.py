@@ -34,12 +34,13 @@ from scipy import ndimage
 
 from _dense import write_dense_coco
 from iis_pipe import sources
-from iis_pipe.clicking.edt import sq_distance_to_zero, sq_to_distance
+from iis_pipe.data_root import data_root
+from iis_pipe.geometry.distance import sq_distance_to_zero, sq_to_distance
 from iis_pipe.images import read_image_file
 from iis_pipe.records import distances, schema
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards.tar import iter_records
-from pipelines.prepare import RecordParams, make_record, prepare
+from iis_pipe.pipelines.prepare import RecordParams, make_record, prepare
 
 TARGET_IMAGES_PER_S = 40.0
 # objects per image -> (images/s, distance bytes / JPEG, record bytes / JPEG) targets
@@ -57,7 +58,7 @@ def sample_ratio(out: Path, expand: float, per_record: int = 4, seed: int = 0
     rng = np.random.default_rng(seed)
     load = exact = 0.0
     n = 0
-    for shard in sorted(out.glob("shard-*.tar")):
+    for shard in sorted(out.glob(schema.shard_glob())):
         for _, members in iter_records(shard):
             meta = schema.decode_meta(members, regions=False)
             table = schema.region_table(members, meta)
@@ -112,14 +113,14 @@ def davis(davis_dir: Path) -> None:
             masks, meta, _ = region_candidates(sample.instances, sample.instance_meta)
             t0 = time.perf_counter()
             for bm, rm in zip(masks, meta):
-                distances.encode_region(bm.mask, rm["bbox"], params.coding, distances.reach(
-                    rm["area"], params.dt_expand, params.coding), (bm.y, bm.x), sample.size)
+                distances.encode_region(bm.mask, bm.box, params.coding, distances.reach(
+                    rm["area"], params.dt_expand, params.coding), bm.box.origin, sample.size)
             dt_t.append(time.perf_counter() - t0)
         write_s = res.timings["write"] / max(n, 1)
 
         # 3. stored distances vs exact recomputation, 4. bytes
         load_dt, exact_scipy, exact_cv, n_regions = [], [], [], 0
-        for shard in sorted(out.glob("shard-*.tar")):
+        for shard in sorted(out.glob(schema.shard_glob())):
             for _, members in iter_records(shard):
                 meta = schema.decode_meta(members)
                 t0 = time.perf_counter()
@@ -203,7 +204,7 @@ def main() -> int:
         objects = [int(v) for v in args.objects.split(",") if v.strip()]
     except ValueError:
         ap.error(f"--objects must be comma-separated integers, got {args.objects!r}")
-    davis_dir = _single_core.data_root() / "DAVIS"
+    davis_dir = data_root() / "DAVIS"
     if not davis_dir.is_dir():
         print(f"DAVIS not found at {davis_dir}; set IIS_DATA", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
-"""``python -m cli`` (how ``torchrun -m cli train ...`` launches the command)."""
+"""``python -m iis_pipe.cli`` (how ``torchrun -m iis_pipe.cli train ...`` launches the command)."""
 
-from cli.main import main
+from iis_pipe.cli.main import main
 
 main()

@@ -3,58 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import click
 
-from cli.main import main
+from iis_pipe.cli.options import ByteSize, parse_options
 from iis_pipe import sources
 from iis_pipe.errors import BadInput
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
-_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
-          "ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40}
-
-
-class ByteSize(click.ParamType):
-    """``256MB``, ``1.5GiB``, ``500k`` or plain bytes."""
-
-    name = "size"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        m = _SIZE.match(str(value))
-        unit = (m.group(2) or "").lower().rstrip("b") if m else None
-        if not m or unit not in _UNITS or float(m.group(1)) <= 0:
-            self.fail(f"{value!r} is not a size such as 256MB, 1GiB or 500k", param, ctx)
-        return int(float(m.group(1)) * _UNITS[unit])
-
-
-def _options(pairs: tuple[str, ...]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
-        out[key.strip()] = _literal(value.strip())
-    return out
-
-
-def _literal(text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
 
 def _fail(e: Exception) -> click.ClickException:
     return click.ClickException(str(e))
 
 
-@main.command()
+@click.command()
 @click.argument("source", required=False, default="toy")
 @click.option("-f", "--format", "fmt", type=click.Choice(sorted(sources.FORMATS)),
               help="Dataset layout; detected from the folder when omitted.")
@@ -93,7 +55,7 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
             quiet):
     """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
     webdataset shards of region records with a parquet index."""
-    from pipelines.prepare import PrepareError, RecordParams, prepare as run
+    from iis_pipe.pipelines.prepare import PrepareError, RecordParams, prepare as run
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
@@ -108,9 +70,10 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
                           dt_step=dt_step, dt_clip=dt_clip, dt_expand=dt_expand,
                           jpeg_restarts=jpeg_restarts)
     try:
-        res = run(source, out, format=fmt, params=params, source_options=_options(opts),
-                  workers=workers, shard_size=shard_size, shard_count=shard_count,
-                  resume=resume, overwrite=overwrite, strict=strict, progress=not quiet)
+        res = run(source, out, format=fmt, params=params,
+                  source_options=parse_options(opts), workers=workers, shard_size=shard_size,
+                  shard_count=shard_count, resume=resume, overwrite=overwrite, strict=strict,
+                  progress=not quiet)
     except (PrepareError, ValueError, TypeError, FileNotFoundError, BadInput) as e:
         raise _fail(e) from None
     except KeyboardInterrupt:
@@ -130,12 +93,12 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
         click.echo(f"  details: {res.out / 'rejects.parquet'}")
 
 
-@main.command()
+@click.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect(root, as_json):
     """Counts, sizes, region areas and sources of a prepared dataset."""
-    from pipelines.inspect import inspect as run
+    from iis_pipe.pipelines.inspect import inspect as run
 
     try:
         info = run(root)
@@ -162,13 +125,13 @@ def inspect(root, as_json):
                    f"{s['regions_per_record']:>9.2f}{s['median_area']:>13,.0f}")
 
 
-@main.command()
+@click.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def verify(root, quiet):
     """Check checksums, that every record decodes, and that the index matches the shards.
     Exits non-zero on any fault."""
-    from pipelines.verify import verify as run
+    from iis_pipe.pipelines.verify import verify as run
 
     try:
         report = run(root, progress=not quiet)
@@ -182,7 +145,7 @@ def verify(root, quiet):
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--key", default=None, help="Record key (default: the first record).")
 @click.option("--region", type=click.IntRange(min=0), default=0, show_default=True,
@@ -191,7 +154,7 @@ def verify(root, quiet):
               default=Path("preview.png"), show_default=True)
 def show(root, key, region, out):
     """Write a preview PNG of one record: regions, ignore pixels, distance map."""
-    from pipelines.preview import show as run
+    from iis_pipe.pipelines.preview import show as run
 
     try:
         path = run(root, out, key=key, region=region)
@@ -200,7 +163,7 @@ def show(root, key, region, out):
     click.echo(f"preview: {path}")
 
 
-@main.command()
+@click.command()
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("out/demo"), show_default=True)
 @click.option("-n", "--count", type=click.IntRange(min=1), default=48, show_default=True,
@@ -208,10 +171,10 @@ def show(root, key, region, out):
 def demo(out, count):
     """The main job on the built-in synthetic dataset: prepare, verify, preview, and a NoC
     evaluation of the classical predictor."""
-    from pipelines.evaluate import evaluate, format_table
-    from pipelines.prepare import prepare as run_prepare
-    from pipelines.preview import show as run_show
-    from pipelines.verify import verify as run_verify
+    from iis_pipe.pipelines.evaluate import evaluate, format_table
+    from iis_pipe.pipelines.prepare import prepare as run_prepare
+    from iis_pipe.pipelines.preview import show as run_show
+    from iis_pipe.pipelines.verify import verify as run_verify
 
     shards = out / "shards"
     res = run_prepare("toy", shards, source_options={"count": count}, overwrite=True)

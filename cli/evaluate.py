@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from cli.data import _options
-from cli.main import main
+from iis_pipe.cli.options import parse_options
 from iis_pipe import sources
 
 
-@main.command()
+@click.command()
 @click.argument("source", nargs=-1, required=True)
 @click.option("-p", "--predictor", default="grabcut", show_default=True,
               help="'grabcut' (classical, no weights) or a model checkpoint file (.pt).")
@@ -40,11 +39,12 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
              workers, name, plot_with, quiet):
     """NoC@85/90/95, NoF and mIoU per click of a predictor on each SOURCE (prepared shards or
     a dataset folder), with the standard robot."""
-    from pipelines.evaluate import Protocol, evaluate as run, format_table
+    from iis_pipe.pipelines.evaluate import Protocol, evaluate as run, format_table
 
     try:
-        res = run(list(source), out, predictor=predictor, predictor_options=_options(popts),
-                  format=fmt, source_options=_options(opts),
+        res = run(list(source), out, predictor=predictor,
+                  predictor_options=parse_options(popts), format=fmt,
+                  source_options=parse_options(opts),
                   protocol=Protocol(max_clicks=max_clicks, threshold=threshold, objects=objects),
                   limit=limit, workers=workers, name=name, plot_with=plot_with,
                   progress=not quiet)
@@ -59,13 +59,13 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
     click.echo(f"results: {res.out}")
 
 
-@main.command()
+@click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("miou.png"), show_default=True)
 def plot(runs, out):
     """mIoU per click of several evaluation RUNS on one PNG, and their table."""
-    from pipelines.evaluate import format_table, plot_runs, read_summary
+    from iis_pipe.pipelines.evaluate import format_table, plot_runs, read_summary
 
     try:
         summaries = [read_summary(r) for r in runs]

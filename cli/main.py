@@ -1,13 +1,15 @@
-"""Entry point of the ``iis-pipe`` console script.
+"""Entry point of the ``iis-pipe`` console script: the group and its commands.
 
-Each command module registers its commands on ``main``; keep them thin: parse and check
-options, call a function in ``pipelines/``, print its summary.
+The command modules define commands and never import this one; keep them thin: parse and check
+options (``iis_pipe.cli.options``), call a function in ``iis_pipe.pipelines`` or
+``iis_pipe``, print its summary.
 """
 
 from __future__ import annotations
 
 import click
 
+from iis_pipe.cli import bench, data, evaluate, profile, train
 from iis_pipe import __version__
 
 
@@ -17,9 +19,6 @@ def main() -> None:
     """iis-pipe: datasets to shards, streams of clicks, training and NoC evaluation."""
 
 
-def _register() -> None:
-    # Imported for their side effect of adding commands to ``main``.
-    from cli import bench, data, evaluate, stream, train  # noqa: F401
-
-
-_register()
+for command in (data.prepare, data.inspect, data.verify, data.show, data.demo,
+                evaluate.evaluate, evaluate.plot, train.train, bench.bench, profile.profile):
+    main.add_command(command)

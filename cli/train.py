@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from cli.data import _options
-from cli.main import main
+from iis_pipe.cli.options import parse_knobs
+from iis_pipe.stream.presets import PRESETS
 
 
-@main.command()
+@click.command()
 @click.argument("shards", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for checkpoints (last.pt, ckpt-N.pt) and log.jsonl.")
@@ -20,7 +20,7 @@ from cli.main import main
               help="Registered model name or timm:<backbone>.")
 @click.option("--init", "init_checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Local checkpoint to start from.")
-@click.option("--recipe", type=click.Choice(["ritm", "plain"]), default="ritm", show_default=True)
+@click.option("--recipe", type=click.Choice(sorted(PRESETS)), default="ritm", show_default=True)
 @click.option("-k", "--knob", "knobs", multiple=True, metavar="NAME=VALUE",
               help="Stream keyword, e.g. -k batch_size=8 -k crop_size=[256,256].")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
@@ -44,9 +44,9 @@ def train(shards, out, model, init_checkpoint, recipe, knobs, steps, lr, backbon
           quiet):
     """Train an IIS model on SHARDS with iterative click simulation (torchrun for DDP)."""
     from iis_pipe.models import CheckpointError
-    from pipelines.train import TrainConfig, train as run
+    from iis_pipe.pipelines.train import TrainConfig, train as run
 
-    stream = {k: tuple(v) if isinstance(v, list) else v for k, v in _options(knobs).items()}
+    stream = parse_knobs(knobs)
     cfg = TrainConfig(shards=list(shards), out=str(out), model=model,
                       init_checkpoint=init_checkpoint, recipe=recipe, stream=stream,
                       steps=steps, lr=lr, backbone_lr_mult=backbone_lr_mult,

@@ -16,6 +16,7 @@ import simplejpeg
 from PIL import Image
 
 from iis_pipe.errors import BadInput
+from iis_pipe.geometry.box import Box
 
 try:
     from iis_pipe import _jpegwindow
@@ -112,10 +113,10 @@ def add_restart_markers(data: bytes, mcus: int = 4) -> bytes:
     return _jpegwindow.add_restarts(data, mcus)
 
 
-def decode_jpeg_window(data: bytes, window: tuple[int, int, int, int], reduce: int = 1,
+def decode_jpeg_window(data: bytes, window: Box, reduce: int = 1,
                        fast: bool = True) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode the part of a JPEG that holds ``window`` ``(y0, y1, x0, x1)`` (original pixels,
-    exclusive ends) at DCT scale ``1/reduce`` (1, 2, 4, 8).
+    """Decode the part of a JPEG that holds the ``Box`` ``window`` (original pixels) at DCT
+    scale ``1/reduce`` (1, 2, 4, 8).
 
     Returns ``(pixels, origin)``: ``(h, w, 3) uint8`` RGB covering at least the window (clipped
     to the image), and the original ``(y, x)`` of its first pixel (multiples of ``reduce``).

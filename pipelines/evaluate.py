@@ -40,7 +40,7 @@ from iis_pipe.regions.candidates import region_candidates, unbox
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_records
 from iis_pipe.stream.urls import expand_urls
-from pipelines.executors import default_workers, make_executor, ordered_map
+from iis_pipe.pipelines.executors import default_workers, make_executor, ordered_map
 
 SAMPLES_FILE, SUMMARY_FILE, PLOT_FILE = "samples.parquet", "summary.json", "miou.png"
 OBJECTS = ("regions", "union")
@@ -103,7 +103,7 @@ def is_prepared(source: str | Path) -> bool:
     text = str(source)
     p = Path(text)
     if p.is_dir():
-        return (p / idx.MANIFEST_FILE).is_file() or any(p.glob("shard-*.tar"))
+        return (p / idx.MANIFEST_FILE).is_file() or any(p.glob(schema.shard_glob()))
     return text.endswith(".tar") or any(c in text for c in "*?[{")
 
 

@@ -26,7 +26,7 @@ from iis_pipe.records.distances import DistanceCoding
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.writer import PARTS_DIR, PartWriter, finished_parts
-from pipelines.executors import make_executor, ordered_map
+from iis_pipe.pipelines.executors import make_executor, ordered_map
 
 RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
 SMALL_RUN = 100  # inputs below which the default is to work in this process
@@ -150,7 +150,7 @@ def _prepare_out(out: Path, run: dict[str, Any], resume: bool, overwrite: bool
     """Check the output folder against the run; returns the finished parts to keep."""
     run_file = out / PARTS_DIR / RUN_FILE
     if overwrite and out.exists():
-        for p in [*out.glob("shard-*.tar*"), *(out / f for f in
+        for p in [*out.glob(schema.shard_glob() + "*"), *(out / f for f in
                   (idx.INDEX_FILE, idx.REJECTS_FILE, idx.MANIFEST_FILE))]:
             p.unlink(missing_ok=True)
         shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
@@ -248,7 +248,7 @@ def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, second
     member_bytes: Counter = Counter()
     for r in records:
         member_bytes.update(r["member_bytes"])
-    byte_sums = {"image": member_bytes["jpg"] + member_bytes["png"],
+    byte_sums = {"image": sum(member_bytes[s] for s in schema.IMAGE_SUFFIXES),
                  "regions": member_bytes[schema.RUNS], "ignore": member_bytes[schema.IGNORE],
                  "dt": member_bytes[schema.DT],
                  "meta": member_bytes[schema.META] + member_bytes[schema.TABLE]

@@ -6,6 +6,9 @@ prediction back as the previous mask; then one step with gradients. Adam with a 
 rate for the backbone, bf16 autocast on GPU, DDP under ``torchrun`` (gloo on CPU), checkpoints
 every N steps that carry the model, the optimizer and the stream's position, and a JSON-lines
 log of loss and data-wait / compute / click time per step.
+
+``train`` composes ``setup``, ``resume_run``, ``click_round_step`` (one step: the part to edit
+for another training scheme) and ``checkpoint``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -24,11 +27,13 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from iis_pipe import models
+from iis_pipe.atomic import atomic_path
 from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
 from iis_pipe.plain import to_plain
 from iis_pipe.training.iterative import add_error_clicks
 from iis_pipe.training.losses import masked_bce, normalized_focal_loss
-from pipelines.stream import StreamLoader, ritm_cocolvis_hrnet18, stream_config
+from iis_pipe.stream.loader import StreamLoader, stream_config
+from iis_pipe.stream.presets import PRESETS
 
 LAST = "last.pt"
 LOG = "log.jsonl"
@@ -41,7 +46,7 @@ class TrainConfig:
     model: str = "hrnet18s-conv1s"
     model_kwargs: dict = field(default_factory=dict)
     init_checkpoint: str | None = None   # local weights to start from (config must match)
-    recipe: str = "ritm"                 # "ritm" (RITM COCO+LVIS data recipe) or "plain"
+    recipe: str = "ritm"                 # a name in iis_pipe.stream.PRESETS ("ritm", "plain")
     stream: dict = field(default_factory=dict)  # stream keywords on top of the recipe
     steps: int = 1000
     lr: float = 5e-4
@@ -72,13 +77,9 @@ def _autocast(amp: str | bool, device: torch.device) -> bool:
 
 
 def _stream(cfg: TrainConfig):
-    knobs = dict(cfg.stream)
-    knobs.setdefault("seed", cfg.seed)
-    knobs.setdefault("image_dtype", "uint8")
-    if cfg.recipe == "ritm":
-        return ritm_cocolvis_hrnet18(cfg.shards, **knobs)
-    if cfg.recipe != "plain":
-        raise ValueError(f"recipe must be 'ritm' or 'plain', not {cfg.recipe!r}")
+    if cfg.recipe not in PRESETS:
+        raise ValueError(f"recipe must be one of {sorted(PRESETS)}, not {cfg.recipe!r}")
+    knobs = {**PRESETS[cfg.recipe], "seed": cfg.seed, "image_dtype": "uint8", **cfg.stream}
     knobs.setdefault("resampled", True)  # DDP needs equal batch counts per rank
     knobs.setdefault("samples_per_epoch", 100 * knobs.get("batch_size", 8))
     return stream_config(cfg.shards, **knobs)
@@ -102,13 +103,26 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 
 
 def _atomic_save(model, path: Path, **extra) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    models.save(model, tmp, **extra)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        models.save(model, tmp, **extra)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) training; returns a summary (first and last losses, times)."""
+class Run(NamedTuple):
+    """One training run as ``setup`` makes it: the module checkpoints save, its optimizer and
+    stream, and where and how it runs."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loader: StreamLoader
+    device: torch.device
+    rank: int
+    distributed: bool
+    out: Path
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """Process group (under ``torchrun``), device, output folder, seed, model, optimizer and
+    stream of a fresh run."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = _device(cfg.device)
     if distributed and not dist.is_initialized():
@@ -125,97 +139,138 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     model.to(device)
     optimizer = _optimizer(model, cfg)
     loader = StreamLoader(_stream(cfg), num_workers=cfg.workers)
-    step = 0
-    if resume:
-        ckpt_path = out / LAST
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
-        ckpt = models.read_checkpoint(ckpt_path)
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        loader.load_state_dict(ckpt["stream"])
-        step = int(ckpt["step"])
-    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    amp = _autocast(cfg.amp, device)
+    return Run(model, optimizer, loader, device, rank, distributed, out)
 
-    def maps(clicks, shape):
-        if clicks.device.type == "cpu":  # numba touches only the pixels near clicks
-            return torch.from_numpy(encode_clicks(clicks.numpy(), shape, mode=cfg.maps_mode,
-                                                  radius=cfg.maps_radius))
-        return encode_clicks_torch(clicks, shape, mode=cfg.maps_mode, radius=cfg.maps_radius)
 
-    log = open(out / LOG, "a") if rank == 0 else None
+def resume_run(run: Run) -> int:
+    """Load model, optimizer and stream position from ``out/last.pt``; returns its step."""
+    ckpt_path = run.out / LAST
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
+    ckpt = models.read_checkpoint(ckpt_path)
+    run.model.load_state_dict(ckpt["state_dict"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.loader.load_state_dict(ckpt["stream"])
+    return int(ckpt["step"])
+
+
+def click_maps(clicks: torch.Tensor, shape: tuple[int, int], cfg: TrainConfig) -> torch.Tensor:
+    """``(B, 2, H, W)`` maps of ``(B, 2N, 3)`` clicks, on the clicks' device."""
+    if clicks.device.type == "cpu":  # numba touches only the pixels near clicks
+        return torch.from_numpy(encode_clicks(clicks.numpy(), shape, mode=cfg.maps_mode,
+                                              radius=cfg.maps_radius))
+    return encode_clicks_torch(clicks, shape, mode=cfg.maps_mode, radius=cfg.maps_radius)
+
+
+class Step(NamedTuple):
+    loss: torch.Tensor     # the step's scalar loss (after backward and the optimizer step)
+    rounds: int            # click rounds simulated before it
+    click_seconds: float   # time spent adding clicks in those rounds
+
+
+def click_round_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     batch: dict[str, Any], cfg: TrainConfig, device: torch.device, amp: bool,
+                     rng: np.random.Generator) -> Step:
+    """One training step with RITM's iterative click simulation; the place to edit for
+    another training scheme.
+
+    ``batch``: the stream's ``image (B, 3, H, W)`` uint8 or float, ``target (B, 1, H, W)``
+    (1 object, 0 background, -1 ignore) and ``clicks (B, 2N, 3) int32``. Draws ``rounds`` in
+    0..``cfg.max_num_next_clicks`` from ``rng``; each round, in eval mode without gradients,
+    predicts, adds one click per sample from the errors (``add_error_clicks``) and feeds the
+    prediction back as the previous mask (dropped per sample with ``prev_mask_drop_prob``).
+    Then one forward and backward pass with the normalized focal loss (+ ``bce_weight`` BCE)
+    and one optimizer step. ``net`` is the model or its DDP wrapper.
+    """
+    image = batch["image"].to(device, non_blocking=True).float().div_(255.0) \
+        if batch["image"].dtype == torch.uint8 else batch["image"].to(device)
+    target = batch["target"].to(device).float()  # int8 from the RITM preset
+    clicks = batch["clicks"].to(device)
+    shape = tuple(image.shape[-2:])
+    prev = torch.zeros_like(target)
+    click_s = 0.0
+    rounds = int(rng.integers(0, cfg.max_num_next_clicks + 1))
+    if rounds:
+        net.eval()
+        with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
+            for _ in range(rounds):
+                prev = torch.sigmoid(net(image, click_maps(clicks, shape, cfg), prev).float())
+                tc = time.perf_counter()
+                clicks = add_error_clicks(prev, target, clicks, rng)
+                click_s += time.perf_counter() - tc
+        net.train()
+        if cfg.prev_mask_drop_prob > 0:
+            drop = torch.from_numpy(rng.random(prev.shape[0]) < cfg.prev_mask_drop_prob)
+            prev[drop.to(device)] = 0
+    with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+        logits = net(image, click_maps(clicks, shape, cfg), prev)
+    loss = normalized_focal_loss(logits, target, cfg.focal_alpha, cfg.focal_gamma).mean()
+    if cfg.bce_weight > 0:
+        loss = loss + cfg.bce_weight * masked_bce(logits, target).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return Step(loss, rounds, click_s)
+
+
+def checkpoint(run: Run, cfg: TrainConfig, step: int) -> None:
+    """``last.pt`` at every checkpoint, ``ckpt-NNNNNNN.pt`` every ``checkpoint_every`` steps:
+    the model, its optimizer, the stream's position and the training config."""
+    extra = dict(step=step, optimizer=run.optimizer.state_dict(),
+                 stream=run.loader.state_dict(), train=to_plain(dataclasses.asdict(cfg)))
+    _atomic_save(run.model, run.out / LAST, **extra)
+    if step % cfg.checkpoint_every == 0:
+        _atomic_save(run.model, run.out / f"ckpt-{step:07d}.pt", **extra)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training; returns a summary (first and last losses, times)."""
+    run = setup(cfg)
+    step = resume_run(run) if resume else 0
+    net = torch.nn.parallel.DistributedDataParallel(run.model) if run.distributed else run.model
+    amp = _autocast(cfg.amp, run.device)
+    log = open(run.out / LOG, "a") if run.rank == 0 else None
     losses: list[float] = []
     totals = {"data": 0.0, "compute": 0.0, "clicks": 0.0}
-    batches = iter(loader)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, unit="step")
+    batches = iter(run.loader)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or run.rank != 0, unit="step")
     try:
         while step < cfg.steps:
             t0 = time.perf_counter()
             try:
                 batch = next(batches)
             except StopIteration:  # next epoch
-                batches = iter(loader)
+                batches = iter(run.loader)
                 batch = next(batches)
             t1 = time.perf_counter()
-            image = batch["image"].to(device, non_blocking=True).float().div_(255.0) \
-                if batch["image"].dtype == torch.uint8 else batch["image"].to(device)
-            target = batch["target"].to(device).float()  # int8 from the RITM preset
-            clicks = batch["clicks"].to(device)
-            shape = tuple(image.shape[-2:])
-            prev = torch.zeros_like(target)
-            rng = np.random.default_rng([cfg.seed, step, rank])
-            click_s = 0.0
-            rounds = int(rng.integers(0, cfg.max_num_next_clicks + 1))
-            if rounds:
-                net.eval()
-                with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
-                    for _ in range(rounds):
-                        prev = torch.sigmoid(net(image, maps(clicks, shape), prev).float())
-                        tc = time.perf_counter()
-                        clicks = add_error_clicks(prev, target, clicks, rng)
-                        click_s += time.perf_counter() - tc
-                net.train()
-                if cfg.prev_mask_drop_prob > 0:
-                    drop = torch.from_numpy(rng.random(prev.shape[0]) < cfg.prev_mask_drop_prob)
-                    prev[drop.to(device)] = 0
-            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
-                logits = net(image, maps(clicks, shape), prev)
-            loss = normalized_focal_loss(logits, target, cfg.focal_alpha, cfg.focal_gamma).mean()
-            if cfg.bce_weight > 0:
-                loss = loss + cfg.bce_weight * masked_bce(logits, target).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            rng = np.random.default_rng([cfg.seed, step, run.rank])
+            res = click_round_step(net, run.optimizer, batch, cfg, run.device, amp, rng)
             t2 = time.perf_counter()
             step += 1
-            losses.append(loss.item())
+            losses.append(res.loss.item())
             totals["data"] += t1 - t0
             totals["compute"] += t2 - t1
-            totals["clicks"] += click_s
+            totals["clicks"] += res.click_seconds
             if log is not None:
-                log.write(json.dumps({"step": step, "loss": losses[-1], "rounds": rounds,
+                log.write(json.dumps({"step": step, "loss": losses[-1], "rounds": res.rounds,
                                       "data_s": t1 - t0, "compute_s": t2 - t1,
-                                      "clicks_s": click_s, "samples": len(batch["keys"]),
-                                      "stream_errors": len(loader.errors)}) + "\n")
+                                      "clicks_s": res.click_seconds,
+                                      "samples": len(batch["keys"]),
+                                      "stream_errors": len(run.loader.errors)}) + "\n")
                 log.flush()
             bar.update()
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                extra = dict(step=step, optimizer=optimizer.state_dict(),
-                             stream=loader.state_dict(), train=to_plain(dataclasses.asdict(cfg)))
-                _atomic_save(model, out / LAST, **extra)
-                if step % cfg.checkpoint_every == 0:
-                    _atomic_save(model, out / f"ckpt-{step:07d}.pt", **extra)
+            if run.rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+                checkpoint(run, cfg, step)
     finally:
         bar.close()
         if log is not None:
             log.close()
-        if distributed:
+        if run.distributed:
             dist.destroy_process_group()
     wall = sum(totals.values()) - totals["clicks"]
     return {"steps": step, "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None, "losses": losses,
             "data_wait_fraction": totals["data"] / wall if wall else 0.0,
-            "click_seconds": totals["clicks"], "checkpoint": str(out / LAST)}
+            "click_seconds": totals["clicks"], "checkpoint": str(run.out / LAST)}
 

@@ -27,10 +27,8 @@ class VerifyReport:
 
 def check_record(key: str, members: dict[str, bytes], expected: list[dict]) -> list[str]:
     """Faults of one record against its index rows (empty list: sound)."""
-    missing = [s for s in (schema.IGNORE, schema.META) if s not in members]
-    missing += [] if schema.RUNS in members or schema.REGIONS in members else [schema.RUNS]
-    missing += [] if schema.DT in members or schema.DT_ZSTD in members else [schema.DT]
-    if missing or not any(s in members for s in schema.IMAGE_SUFFIXES):
+    missing = schema.missing_members(members)
+    if missing or schema.find_image_member(members) is None:
         return [f"missing members: {missing or 'image'}"]
     if not expected:
         return ["record is not in the index"]

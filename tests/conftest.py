@@ -3,17 +3,17 @@ need it skip cleanly when it is absent."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from iis_pipe.data_root import data_root
+
 # Two cores shared with DataLoader workers and other jobs: intra-op threads only thrash here.
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("IIS_DATA", ROOT.parent / "shared" / "data"))
+DATA = data_root()
 
 
 def real_set(name: str) -> Path:

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from iis_pipe.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_any_executor_plugs_in(toy, tmp_path):
     """The seam for cluster executors (e.g. a dask.distributed client's get_executor())."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipelines.prepare import prepare
+    from iis_pipe.pipelines.prepare import prepare
 
     out, _ = toy
     with ThreadPoolExecutor(2) as ex:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.bench_clicks import ClickBenchParams, report, run
+from iis_pipe.profiling.clicks import ClickBenchParams, report, run
 
 
 @pytest.mark.realdata

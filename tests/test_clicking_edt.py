@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from iis_pipe.clicking.edt import distance_to_zero, mask_bbox
+from iis_pipe.geometry.box import Box, mask_bbox
+from iis_pipe.geometry.distance import distance_to_zero
 
 pytestmark = pytest.mark.realdata
 
@@ -95,4 +96,4 @@ def test_bbox_option_restricts_to_box():
     m[10:20, 30:45] = True
     full = distance_to_zero(m, pad_border=True)
     assert np.array_equal(distance_to_zero(m, pad_border=True, bbox=mask_bbox(m)), full)
-    assert distance_to_zero(np.zeros((5, 5), bool), bbox=(0, 0, 0, 0)).max() == 0
+    assert distance_to_zero(np.zeros((5, 5), bool), bbox=Box(0, 0, 0, 0)).max() == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iis_pipe.clicking.edt import distance_to_zero
+from iis_pipe.geometry.distance import distance_to_zero
 from iis_pipe.clicking.format import Click, clicks_to_array
 from iis_pipe.clicking.perturb import perturb, session_states
 from iis_pipe.clicking.reference import standard_reference

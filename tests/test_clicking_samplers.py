@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iis_pipe.clicking.edt import distance_to_zero
+from iis_pipe.geometry.distance import distance_to_zero
 from iis_pipe.clicking.format import array_to_clicks
 from iis_pipe.clicking.reference import sample_clicks_reference
 from iis_pipe.clicking.samplers import SamplerConfig, _gamma_probs, distance_window, sample_clicks
@@ -109,7 +109,7 @@ def test_sampler_equals_argwhere_reference_grabcut_ignore(grabcut_dir):
 @pytest.mark.realdata
 def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
     from iis_pipe.records import distances
-    from iis_pipe.regions.candidates import bbox_xywh
+    from iis_pipe.geometry.box import mask_bbox
 
     coding = distances.DistanceCoding()
     for i, (name, regions, ignore) in enumerate(_davis_instances(davis_dir, 8)):
@@ -117,7 +117,7 @@ def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
             ignore = np.zeros(regions.shape[1:], bool)
             ignore[::7] = True
         # stored maps as the stream reads them: quantised, rescaled by a resize factor
-        q = np.stack([distances.unpack_region(*distances.encode_region(r, bbox_xywh(r), coding),
+        q = np.stack([distances.unpack_region(*distances.encode_region(r, mask_bbox(r), coding),
                                               r.shape, coding.clip) for r in regions])
         for ci, (cfg, merge_prob, max_merged) in enumerate(CONFIGS):
             seed = 10 * i + ci
@@ -176,19 +176,18 @@ def test_reach_limited_levels_give_the_clicks_of_full_levels(davis_dir, grabcut_
     computed from the masks, and the clicks equal those of the inside levels with no outside
     map (the sampler's own computation)."""
     from iis_pipe.clicking.samplers import _band_window, _union, levels_hold_band
-    from iis_pipe.clicking.edt import mask_bbox
+    from iis_pipe.geometry.box import mask_bbox
     from iis_pipe.records import distances
-    from iis_pipe.regions.candidates import bbox_xywh
 
     coding, expand = distances.DistanceCoding(), 0.25
     held = computed = 0
     for k, (name, regions, other) in enumerate(_reach_cases(davis_dir, grabcut_dir)):
         areas = regions.sum(axis=(1, 2))
         reach = [distances.reach(int(a), expand, coding) for a in areas]
-        full = np.stack([distances.unpack_region(*distances.encode_region(r, bbox_xywh(r), coding),
+        full = np.stack([distances.unpack_region(*distances.encode_region(r, mask_bbox(r), coding),
                                                  r.shape, coding.clip) for r in regions])
         kept = np.stack([distances.unpack_region(*distances.encode_region(
-            r, bbox_xywh(r), coding, n), r.shape, coding.clip) for r, n in zip(regions, reach)])
+            r, mask_bbox(r), coding, n), r.shape, coding.clip) for r, n in zip(regions, reach)])
         for q_kept, q_full, m, n in zip(kept, full, regions, reach):
             exact = m | (q_full <= n)  # the region and the outside levels up to its reach
             assert np.array_equal(q_kept[exact], q_full[exact]) and (q_kept[~exact] > n).all()

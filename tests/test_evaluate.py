@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from iis_pipe.cli.main import main
 from iis_pipe import sources
 from iis_pipe.images import decode_image
 from iis_pipe.predictors import GrabCut, make_predictor
-from pipelines.evaluate import Protocol, evaluate, run_object
-from pipelines.prepare import prepare
+from iis_pipe.pipelines.evaluate import Protocol, evaluate, run_object
+from iis_pipe.pipelines.prepare import prepare
 
 
 class Empty:

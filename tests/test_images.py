@@ -8,6 +8,7 @@ import pytest
 import simplejpeg
 
 from iis_pipe import images
+from iis_pipe.geometry.box import Box
 
 
 def _real_jpegs(per_set: int = 6) -> list[bytes]:
@@ -28,7 +29,7 @@ def _whole(data: bytes, reduce: int, fast: bool) -> np.ndarray:
 
 def _check_window(data, window, reduce, fast):
     whole = _whole(data, reduce, fast)
-    px, (oy, ox) = images.decode_jpeg_window(data, window, reduce, fast)
+    px, (oy, ox) = images.decode_jpeg_window(data, Box(*window), reduce, fast)
     assert px.dtype == np.uint8 and px.ndim == 3 and px.shape[2] == 3
     assert oy % reduce == 0 and ox % reduce == 0
     ty, tx = oy // reduce, ox // reduce
@@ -88,14 +89,14 @@ def test_gray_jpeg_comes_out_rgb_and_garbage_falls_back_to_a_clear_error():
     data = cv2.imencode(".jpg", cv2.GaussianBlur(gray, (5, 5), 0))[1].tobytes()
     _check_window(data, (3, 30, 10, 40), 1, True)
     with pytest.raises(ValueError):  # from the whole-image decoder after the window one fails
-        images.decode_jpeg_window(b"\xff\xd8not a jpeg", (0, 4, 0, 4))
+        images.decode_jpeg_window(b"\xff\xd8not a jpeg", Box(0, 4, 0, 4))
 
 
 def test_without_the_extension_the_whole_image_is_decoded(monkeypatch):
     img = np.random.default_rng(1).integers(0, 255, (40, 60, 3), dtype=np.uint8)
     data = simplejpeg.encode_jpeg(img, quality=90)
     monkeypatch.setattr(images, "_jpegwindow", None)
-    px, origin = images.decode_jpeg_window(data, (5, 20, 7, 30), 2, False)
+    px, origin = images.decode_jpeg_window(data, Box(5, 20, 7, 30), 2, False)
     assert origin == (0, 0)
     np.testing.assert_array_equal(px, _whole(data, 2, False))
 
@@ -143,7 +144,7 @@ def test_a_restart_coded_window_reads_only_its_own_segments():
     garbled = simplejpeg.decode_jpeg(bad, colorspace="RGB", fastdct=True, fastupsample=True,
                                      strict=False)
     assert not np.array_equal(garbled[:16], want[:16])
-    px, (oy, ox) = images.decode_jpeg_window(bad, (h - 100, h, w // 2, w // 2 + 200), 1, True)
+    px, (oy, ox) = images.decode_jpeg_window(bad, Box(h - 100, h, w // 2, w // 2 + 200), 1, True)
     np.testing.assert_array_equal(px[h - 100 - oy:, w // 2 - ox:w // 2 - ox + 200],
                                   want[h - 100:, w // 2:w // 2 + 200])
 
@@ -223,7 +224,7 @@ def test_corrupt_restart_coded_jpegs_raise_or_decode_never_crash():
                 d[int(rng.integers(0, end))] = int(rng.integers(0, 256))
         y0, x0 = int(rng.integers(-4, 96)), int(rng.integers(-4, 160))
         try:
-            images.decode_jpeg_window(bytes(d), (y0, y0 + 40, x0, x0 + 60), 1, True)
+            images.decode_jpeg_window(bytes(d), Box(y0, y0 + 40, x0, x0 + 60), 1, True)
             outcomes.add("decoded")
         except ValueError:
             outcomes.add("refused")

@@ -17,8 +17,8 @@ from PIL import Image
 from iis_pipe import images, sources
 from iis_pipe.records import schema
 from iis_pipe.shards.tar import iter_records
-from pipelines.prepare import PrepareError, RecordParams, prepare
-from pipelines.verify import verify
+from iis_pipe.pipelines.prepare import PrepareError, RecordParams, prepare
+from iis_pipe.pipelines.verify import verify
 
 pytestmark = pytest.mark.realdata
 
@@ -135,7 +135,7 @@ def test_bad_inputs_are_rejected_by_file_and_reason(tmp_path, grabcut_dir):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from cli.main import main; main()", *args]
+    return [sys.executable, "-c", "from iis_pipe.cli.main import main; main()", *args]
 
 
 def _run_killed(root: Path, out: Path, sig: int, after_shards: int) -> int:

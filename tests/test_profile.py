@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from pipelines.prepare import prepare
-from pipelines.profile import _decoders, profile_loader, shard_jpegs
-from pipelines.stream import stream_config
+from iis_pipe.pipelines.prepare import prepare
+from iis_pipe.profiling.decode import _decoders, shard_jpegs
+from iis_pipe.profiling.loader import profile_loader
+from iis_pipe.stream import stream_config
 
 
 @pytest.mark.realdata

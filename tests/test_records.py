@@ -10,7 +10,8 @@ from PIL import Image
 from scipy import ndimage
 
 from iis_pipe.records import arrays, distances, masks, runs, schema
-from iis_pipe.regions.candidates import bbox_xywh, region_candidates
+from iis_pipe.geometry.box import Box, mask_bbox
+from iis_pipe.regions.candidates import region_candidates
 
 
 def _davis_masks(davis_dir, n=12):
@@ -139,7 +140,7 @@ def _check_bound(mask, coding, expand=None):
     """The module's bound against scipy: on the region to the clip, off it to the reach
     (schema 5, ``expand``) or the clip (schema 1-4, None); saturated beyond."""
     reach = coding.clip - 1 if expand is None else distances.reach(int(mask.sum()), expand, coding)
-    q, win = distances.encode_region(mask, bbox_xywh(mask), coding,
+    q, win = distances.encode_region(mask, mask_bbox(mask), coding,
                                      None if expand is None else reach)
     full = distances.unpack_region(q, win, mask.shape, coding.clip)
     exact = _exact(mask)
@@ -152,7 +153,7 @@ def _check_bound(mask, coding, expand=None):
     assert (full[~free & ~mask] >= min(reach + 1, coding.clip)).all()
     if expand is not None:  # the window holds the band to the reach, and no more than needed
         margin = int(np.ceil((reach + 0.5) * coding.step))
-        assert win == distances.window(bbox_xywh(mask), mask.shape, margin)
+        assert win == mask_bbox(mask).grow(margin, mask.shape)
     return err.max(initial=0)
 
 
@@ -185,7 +186,7 @@ def test_distance_bands_round_trip_on_real_masks(davis_dir, voc_sample_dir):
     raw_bands = 0
     for coding in (distances.DistanceCoding(), distances.DistanceCoding(0.5, 60)):
         for m in found:
-            q, _ = distances.encode_region(m, bbox_xywh(m), coding,
+            q, _ = distances.encode_region(m, mask_bbox(m), coding,
                                            distances.reach(int(m.sum()), 0.25, coding))
             span = distances.encode_bands(q, 64, compress)
             whole, first = distances.decode_rows(span, q.shape, 64, 0, q.shape[0],
@@ -265,7 +266,7 @@ def test_inside_outside_kernel_equals_numpy_on_davis(davis_dir):
     coding = distances.DistanceCoding()
     for stem, insts, _ in _davis_masks(davis_dir, 4):
         for m in insts:
-            q = distances.encode_region(m, bbox_xywh(m), coding)
+            q = distances.encode_region(m, mask_bbox(m), coding)
             full = distances.unpack_region(q[0], q[1], m.shape, coding.clip)
             # a resized, flipped view of it, as the stream passes: any scale, strided arrays
             for scale in (coding.step, float(rng.uniform(0.5, 1.5))):
@@ -328,11 +329,11 @@ def _v4_members(m, region_meta, coding):
     layers, slots = masks.pack_layers(m)
     frames, regions, offset = [], [], 0
     for i, (r, rm, (layer, label)) in enumerate(zip(m, region_meta, slots)):
-        q, win = distances.encode_region(r, rm["bbox"], coding)
+        q, win = distances.encode_region(r, Box.from_xywh(rm["bbox"]), coding)
         frame, lengths = arrays.encode_array_bands(q, 32, "lz4")
         regions.append({"id": i, "layer": layer, "label_id": label, "instance": i,
                         "component": None, "area": int(r.sum()), "bbox": list(rm["bbox"]),
-                        "dt_window": list(win), "dt_span": [offset, len(frame)],
+                        "dt_window": list(win.to_yxhw()), "dt_span": [offset, len(frame)],
                         "dt_frames": lengths})
         frames.append(frame)
         offset += len(frame)
@@ -354,7 +355,7 @@ def test_older_versions_still_read(version):
     m = np.zeros((2, 80, 50), bool)
     m[0, 10:65, 12:30] = True
     m[1, 30:75, 20:45] = True  # overlaps the first: two layers
-    region_meta = [{"bbox": bbox_xywh(r), "area": int(r.sum())} for r in m]
+    region_meta = [{"bbox": mask_bbox(r).to_xywh(), "area": int(r.sum())} for r in m]
     members = schema.encode_record("k", b"", "jpg", (80, 50), m, region_meta,
                                    np.zeros((80, 50), bool), {"source": "x", "split": "y"},
                                    coding)
@@ -374,7 +375,7 @@ def test_older_versions_still_read(version):
     if version < 3:
         frames, offset = [], 0
         for r, b in zip(meta["regions"], region_meta):
-            q = distances.encode_region(m[r["id"]], b["bbox"], coding)[0]
+            q = distances.encode_region(m[r["id"]], Box.from_xywh(b["bbox"]), coding)[0]
             if version == 1:
                 frame = arrays.encode_array(q)
                 del r["dt_frames"]
@@ -455,4 +456,68 @@ def test_min_area_and_components_are_accounted():
     assert len(dropped) == 1 and dropped[0]["area"] == 4
     whole, _, none = region_candidates(inst, [{}])
     assert len(whole) == 1 and whole[0].mask.sum() == 20 and none == []
-    assert (whole[0].y, whole[0].x, whole[0].mask.shape) == (2, 2, (10, 10))
+    assert whole[0].box == Box(2, 12, 2, 12) and whole[0].mask.shape == (10, 10)
+
+
+
+def _small_record(ignore: np.ndarray, image_ext: str = "jpg") -> dict[str, bytes]:
+    inst = np.zeros((1, 40, 30), bool)
+    inst[0, 5:20, 8:25] = True
+    m, region_meta, dropped = region_candidates(inst, [{"label": "cat"}])
+    return schema.encode_record("k", b"img", image_ext, (40, 30), m, region_meta, ignore,
+                                {"source": "x", "split": "y", "dropped": dropped},
+                                distances.DistanceCoding())
+
+
+@pytest.mark.parametrize("image_ext", ["jpg", "png"])
+def test_member_rules_match_what_the_writer_writes(image_ext):
+    members = _small_record(np.zeros((40, 30), bool), image_ext)
+    assert set(members) <= set(schema.MEMBER_SUFFIXES)
+    assert sorted(members) == sorted([image_ext, "runs.npy.zst", "ignore.npy.zst", "dt.q2.zst",
+                                      "table.npy.zst", "regions.json", "meta.json"])
+    assert schema.missing_members(members) == []
+    assert schema.image_member(members) == schema.find_image_member(members) == image_ext
+    for name in ("ignore.npy.zst", "meta.json", "runs.npy.zst", "dt.q2.zst"):
+        assert schema.missing_members({k: v for k, v in members.items() if k != name}) == [name]
+    # older versions' names count as the member
+    old = {k: v for k, v in members.items() if k not in ("runs.npy.zst", "dt.q2.zst")}
+    assert schema.missing_members({**old, "regions.npy.zst": b"", "dt.npy.zst": b""}) == []
+    no_image = {k: v for k, v in members.items() if k != image_ext}
+    assert schema.find_image_member(no_image) is None
+    with pytest.raises(ValueError, match="no image member"):
+        schema.image_member(no_image)
+
+
+def test_ignore_is_decoded_only_when_the_record_counts_some():
+    none = _small_record(np.zeros((40, 30), bool))
+    assert schema.decode_ignore_if_any(none, schema.decode_meta(none)) is None
+    ign = np.zeros((40, 30), bool)
+    ign[0, :7] = True
+    some = _small_record(ign)
+    got = schema.decode_ignore_if_any(some, schema.decode_meta(some))
+    assert got.dtype == bool and np.array_equal(got, ign)
+    v1_meta = {k: v for k, v in schema.decode_meta(some).items() if k != "ignored"}
+    assert np.array_equal(schema.decode_ignore_if_any(some, v1_meta), ign)  # decoded to find out
+
+
+def test_shard_names_and_pattern():
+    import fnmatch
+
+    assert schema.shard_name(42) == "shard-000042.tar"
+    assert schema.shard_glob() == "shard-*.tar"
+    assert fnmatch.fnmatch(schema.shard_name(7, "val"), schema.shard_glob("val"))
+    assert not fnmatch.fnmatch(schema.shard_name(7, "val"), schema.shard_glob())
+
+
+def test_written_meta_has_the_typed_keys():
+    meta = schema.decode_meta(_small_record(np.zeros((40, 30), bool)))
+    declared = set(schema.RecordMeta.__annotations__)
+    assert schema.RecordMeta.__required_keys__ <= set(meta) <= declared
+    # version 4 and 5 have "ignored", version 5 "union_layer"
+    assert set(meta) - schema.RecordMeta.__required_keys__ == {"ignored", "union_layer"}
+    assert set(meta["image"]) == set(schema.ImageMeta.__annotations__)
+    assert set(meta["dt"]) == set(schema.DtMeta.__annotations__)
+    (region,) = meta["regions"]
+    assert schema.RegionMeta.__required_keys__ <= set(region) <= set(schema.RegionMeta.__annotations__)
+    assert {"dt_reach", "label"} <= set(region)
+

@@ -79,3 +79,83 @@ def test_interrupted_part_is_invisible_and_cleaned(tmp_path):
 def test_webdataset_key_rule():
     assert split_name("a/b.c.regions.png") == ("a/b", "c.regions.png")
     assert split_name("x.jpg") == ("x", "jpg")
+
+
+def test_writer_names_shards_as_the_schema_says(tmp_path):
+    from iis_pipe.records import schema
+
+    w = PartWriter(tmp_path, max_count=1, prefix="val")
+    for i in range(2):
+        w.add_record(f"k{i}", _members(i), [], checksum="")
+    w.close()
+    assert sorted(p.name for p in tmp_path.glob(schema.shard_glob("val"))) == [
+        schema.shard_name(0, "val"), schema.shard_name(1, "val")] == ["val-000000.tar",
+                                                                      "val-000001.tar"]
+    assert [p["shard"] for p in finished_parts(tmp_path, prefix="val")] == [
+        "val-000000.tar", "val-000001.tar"]
+
+
+def _cuts(shard):
+    """Byte offsets to cut ``shard`` at: between two records' members (tarfile then stops
+    quietly), inside a member's data, and just before the end-of-archive blocks."""
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        infos = tar.getmembers()
+    third = next(i for i in infos if i.name.startswith("k002."))
+    last = infos[-1]
+    return {"between records": third.offset, "inside a member": infos[3].offset_data + 10,
+            "end blocks": last.offset_data + 512}
+
+
+@pytest.mark.parametrize("cut", ["between records", "inside a member", "end blocks"])
+def test_tar_grouper_is_one_rule_for_both_readers(tmp_path, cut):
+    from iis_pipe.stream.reader import scan_local
+
+    _write(tmp_path, 5)
+    shard = tmp_path / "shard-000000.tar"
+    whole = shard.read_bytes()
+    refs = list(scan_local(str(shard)))
+    recs = list(iter_records(shard))
+    assert [r.key for r in refs] == [k for k, _ in recs] == [f"k{i:03d}" for i in range(5)]
+    for ref, (_, members) in zip(refs, recs):
+        assert {s: whole[o:o + n] for s, (o, n) in ref.members.items()} == members
+
+    shard.write_bytes(whole[:_cuts(shard)[cut]])
+    faults, keys = [], []
+    for read in (lambda: (r.key for r in scan_local(str(shard))),
+                 lambda: (k for k, _ in iter_records(shard))):
+        got = []
+        with pytest.raises(BadInput) as e:
+            for k in read():
+                got.append(k)
+        faults.append((e.value.file, e.value.reason, e.value.key))
+        keys.append(got)
+    assert faults[0] == faults[1] and keys[0] == keys[1]
+    file, reason, key = faults[0]
+    assert file == str(shard) and reason.startswith("truncated or corrupt tar after record ")
+    assert reason.startswith(f"truncated or corrupt tar after record {keys[0][-1]!r}" if keys[0]
+                             else "truncated or corrupt tar after record '<start>'")
+    if cut == "between records":  # whole records before the cut, then the missing end blocks
+        assert keys[0] == ["k000"] and "end-of-archive blocks missing" in reason
+    if cut == "end blocks":
+        assert keys[0] == [f"k{i:03d}" for i in range(4)] and key == "k004"
+
+
+def test_tar_grouper_on_a_stream_groups_consecutive_members():
+    import io
+    import tarfile
+
+    from iis_pipe.shards.tar import add_record, group_members
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        add_record(tar, "a", {"jpg": b"1", "meta.json": b"2", "dir": b""})
+        folder = tarfile.TarInfo("a.folder")  # not a file: skipped
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        add_record(tar, "dir/b", {"x.png": b"34"})
+    buf.seek(0)
+    got = list(group_members("mem.tar", lambda: tarfile.open(fileobj=buf, mode="r|"),
+                             lambda tar, info: info.size, check_end=False))
+    assert got == [("a", {"jpg": 1, "meta.json": 1, "dir": 0}), ("dir/b", {"x.png": 2})]

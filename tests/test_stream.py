@@ -13,8 +13,8 @@ from PIL import Image
 
 from iis_pipe.errors import BadInput
 from iis_pipe.stream.augment import apply, plan
-from pipelines.prepare import RecordParams, prepare
-from pipelines.stream import ShardStream, StreamLoader, ritm_cocolvis_hrnet18, stream_config
+from iis_pipe.pipelines.prepare import RecordParams, prepare
+from iis_pipe.stream import ShardStream, StreamLoader, ritm_cocolvis_hrnet18, stream_config
 
 NO_PHOTO = dict(brightness_contrast_prob=0.0, rgb_shift_prob=0.0)
 
@@ -207,7 +207,7 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
 
     from conftest import real_instances
     from iis_pipe.records import distances
-    from iis_pipe.regions.candidates import bbox_xywh
+    from iis_pipe.geometry.box import Box, mask_bbox
     from iis_pipe.stream.nearest import resample_box
 
     opencv5 = int(cv2.__version__.split(".")[0]) >= 5
@@ -216,12 +216,13 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
     checked = 0
     for _, inst in real_instances(davis_dir, voc_sample_dir, 70):
         for mask in inst[:3]:
-            q, (wy, wx, _, _) = distances.encode_region(mask, bbox_xywh(mask), coding)
+            q, win = distances.encode_region(mask, mask_bbox(mask), coding)
+            wy, wx = win.origin
             for p in _random_plans(rng, mask.shape, 25):
                 whole = _nearest_crop(q[None], (wy, wx), p, coding.clip)[0]
                 by0, by1 = sorted(int(v) for v in rng.integers(0, p.crop[0] + 1, 2))
                 bx0, bx1 = sorted(int(v) for v in rng.integers(0, p.crop[1] + 1, 2))
-                box = (by0, by1, bx0, bx1)
+                box = Box(by0, by1, bx0, bx1)
                 out = np.empty((by1 - by0, bx1 - bx0), np.uint8)
                 np.testing.assert_array_equal(resample_box(q, (wy, wx), p, box, coding.clip, out),
                                               whole[by0:by1, bx0:bx1])
@@ -240,12 +241,13 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
 @pytest.mark.realdata
 def test_distances_on_the_sampled_window_only_change_no_click(grabcut_shards, monkeypatch):
     from iis_pipe.clicking import samplers
+    from iis_pipe.geometry.box import Box
 
     cfg = stream_config(grabcut_shards[0], batch_size=8, seed=5, merge_prob=0.5)
     rows_only = _batches(StreamLoader(cfg), 4)
     # the sampler asks for maps over the whole crop instead of its window
     monkeypatch.setattr(samplers, "_window", lambda union, cfg, shape: (
-        None if union[3] is None else (0, shape[0], 0, shape[1])))
+        None if union[3] is None else Box.of_shape(shape)))
     for a, b in zip(rows_only, _batches(StreamLoader(cfg), 4), strict=True):
         _same(a, b)
 
@@ -255,7 +257,7 @@ def test_stored_levels_give_the_clicks_of_float_maps(shards, request, monkeypatc
     """The stream hands the sampler resized stored levels; the float inside / outside maps
     made of them (``distances.inside_outside``) give the same batches."""
     import iis_pipe.stream.sample as sample
-    from iis_pipe.clicking.edt import mask_bbox
+    from iis_pipe.geometry.box import mask_bbox
     from iis_pipe.clicking.samplers import _band_window, _union, distance_window, levels_hold_band
     from iis_pipe.records import distances
 

@@ -14,8 +14,8 @@ import torch
 from iis_pipe import models
 from iis_pipe.training.iterative import add_error_clicks
 from iis_pipe.training.losses import masked_bce, normalized_focal_loss
-from pipelines.prepare import prepare
-from pipelines.train import TrainConfig, train
+from iis_pipe.pipelines.prepare import prepare
+from iis_pipe.pipelines.train import TrainConfig, train
 
 TINY = dict(batch_size=4, crop_size=(64, 96), max_num_points=4, scale_range=(0.6, 0.9))
 
@@ -133,7 +133,7 @@ def test_ddp_two_processes_on_cpu(toy, tmp_path):
 
 @pytest.mark.slow
 def test_smoke_training_learns_and_beats_the_untrained_model(toy, tmp_path):
-    from pipelines.evaluate import Protocol, evaluate
+    from iis_pipe.pipelines.evaluate import Protocol, evaluate
 
     # lr 6e-3: learned with each of 4 seeds tried (mIoU 0.78-0.83 after 10 clicks); at 3e-3
     # one seed in four had not started learning after 200 steps

@@ -1,6 +1,6 @@
-"""Clicks: exact distance transforms, evaluation robots, training samplers, click encoders.
+"""Clicks: evaluation robots, training samplers, click encoders (distance transforms and boxes
+are ``iis_pipe.geometry``'s).
 
-- ``edt``: exact Euclidean distance transforms (numba), optionally on a bounding box.
 - ``robots``: the next evaluation click from ground truth, prediction and past clicks.
 - ``samplers``: the first clicks of a training sample (RITM's multi-point sampler).
 - ``encode``: clicks to disk / distance / Gaussian maps (numba for workers, torch for batches).
@@ -8,14 +8,12 @@
 - ``reference``: plain numpy/OpenCV statements of the rules (tests and benchmarks).
 """
 
-from iis_pipe.clicking.edt import distance_to_zero, mask_bbox
 from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
 from iis_pipe.clicking.format import Click, array_to_clicks, clicks_to_array, stack_clicks
 from iis_pipe.clicking.robots import ROBOTS, standard
 from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
 
 __all__ = [
-    "Click", "ROBOTS", "SamplerConfig", "array_to_clicks", "clicks_to_array", "distance_to_zero",
-    "encode_clicks", "encode_clicks_torch", "mask_bbox", "sample_clicks",
-    "stack_clicks", "standard",
+    "Click", "ROBOTS", "SamplerConfig", "array_to_clicks", "clicks_to_array",
+    "encode_clicks", "encode_clicks_torch", "sample_clicks", "stack_clicks", "standard",
 ]

@@ -10,7 +10,7 @@ again). Random robots need ``rng`` (``np.random.Generator``) and are reproducibl
 Robots other than ``standard`` return None when no error pixel is left.
 
 Work is confined to the bounding box (plus one pixel) of each error region: outside it the
-region is empty, and inside it the transform is exact (see ``edt.distance_to_zero``).
+region is empty, and inside it the transform is exact (see ``geometry.distance``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from numba import njit
 
-from iis_pipe.clicking.edt import _row_envelope, _sqdist
 from iis_pipe.clicking.format import Click, clicked_pixels
+from iis_pipe.geometry.distance import row_pass, sq_distance_into, sq_distance_to_zero
 
 Robot = Callable[..., "Click | None"]
 
@@ -115,14 +115,6 @@ def _window(box, shape):
 
 
 @njit(cache=True, nogil=True)
-def _is_clicked(y, x, clicks):
-    for i in range(clicks.shape[0]):
-        if clicks[i, 0] == y and clicks[i, 1] == x:
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True)
 def _side_sq(gt, pred, ign, has_ign, positive, box, clicks):
     """Exact squared padded distance transform of one error region (FN if ``positive``) on its
     window, clicked pixels zeroed. Returns ``(oy, ox, (h, w) int32)``."""
@@ -133,7 +125,7 @@ def _side_sq(gt, pred, ign, has_ign, positive, box, clicks):
             feat[y - y0, x - x0] = (gt[y, x] == positive and pred[y, x] != positive
                                     and not (has_ign and ign[y, x]))
     sq = np.empty(feat.shape, np.int32)
-    _sqdist(feat, True, sq)
+    sq_distance_into(feat, True, sq)
     for i in range(clicks.shape[0]):
         cy, cx = clicks[i, 0] - y0, clicks[i, 1] - x0
         if 0 <= cy < sq.shape[0] and 0 <= cx < sq.shape[1]:
@@ -155,23 +147,24 @@ def _first_max(sq):
 @njit(cache=True, nogil=True)
 def _side_max(gt, pred, ign, has_ign, positive, box, clicks):
     """``(max, y, x)`` of :func:`_side_sq` without building it: the first unclicked maximum of
-    the squared padded distance transform of one error region, in image coordinates.
+    the squared padded distance transform of one error region, in image coordinates (``(0, 0,
+    0)`` when every distance is 0).
 
-    Column distances come from a bottom-up pass and a running top-down one; the exact row
-    envelope runs only for runs of error pixels whose bound (their largest column distance and
-    half their length) beats the best so far. Rows and pixels go in row-major order and only a
-    strictly larger value replaces the best, so the first maximum is kept.
+    The column distances come straight from the masks (no feature array is built), then
+    ``row_pass`` pruned to the first maximum runs the exact row envelope only where it can
+    beat the best so far.
     """
     y0, y1, x0, x1 = _window(box, gt.shape)
     h, w = y1 - y0, x1 - x0
     pos = np.uint8(positive)
     gu, pu, iu = gt.view(np.uint8), pred.view(np.uint8), ign.view(np.uint8)
-    # down[y, x]: distance to the nearest zero at or below (y, x) in its column; the extra last
-    # row is the padding. Branch-free inner loops so that they vectorize.
-    down = np.empty((h + 1, w), np.int32)
-    down[h] = 0
+    # down[y, x]: distance to the nearest zero at or below (y, x) in its column, the padding
+    # below the window counted. Branch-free inner loops so that they vectorize.
+    down = np.empty((h, w), np.int32)
+    padding = np.zeros(w, np.int32)
     for y in range(h - 1, -1, -1):
-        gr, pr, below, cur = gu[y0 + y, x0:x1], pu[y0 + y, x0:x1], down[y + 1], down[y]
+        gr, pr, cur = gu[y0 + y, x0:x1], pu[y0 + y, x0:x1], down[y]
+        below = down[y + 1] if y + 1 < h else padding
         if has_ign:
             ir = iu[y0 + y, x0:x1]
             for x in range(w):
@@ -179,39 +172,13 @@ def _side_max(gt, pred, ign, has_ign, positive, box, clicks):
         else:
             for x in range(w):
                 cur[x] = np.int32((gr[x] == pos) & (pr[x] != pos)) * (below[x] + 1)
-    up = np.zeros(w, np.int32)
-    g = np.zeros(w, np.int64)
-    row = np.zeros(w, np.int32)
-    env = np.zeros((4, w + 2), np.int64)
-    best, by, bx = 0, 0, 0
-    for y in range(h):
-        d = down[y]
-        top = 0
-        for x in range(w):
-            u = np.int32(d[x] > 0) * (up[x] + 1)
-            up[x] = u
-            g[x] = min(u, d[x])
-            top = max(top, g[x])
-        if top * top <= best:
-            continue
-        x = 0
-        while x < w:
-            if g[x] == 0:
-                x += 1
-                continue
-            a, top = x, 0
-            while x < w and g[x] > 0:
-                top = max(top, g[x])
-                x += 1
-            bound = min(top, (x - a + 1) // 2)
-            if bound * bound <= best:
-                continue
-            # Both ends of a run are zeros: real non-error pixels or the padding.
-            _row_envelope(g, a, x - 1, True, True, env, row)
-            for c in range(a, x):
-                if row[c] > best and not _is_clicked(y0 + y, x0 + c, clicks):
-                    best, by, bx = row[c], y0 + y, x0 + c
-    return best, by, bx
+    local = np.empty(clicks.shape, np.int64)  # past clicks in the window's frame
+    for i in range(clicks.shape[0]):
+        local[i, 0], local[i, 1] = clicks[i, 0] - y0, clicks[i, 1] - x0
+    best, by, bx = row_pass(down, True, True, local)
+    if best == 0:
+        return 0, 0, 0
+    return best, y0 + by, x0 + bx
 
 
 @njit(cache=True, nogil=True)
@@ -349,8 +316,7 @@ def largest_component(gt, pred, ignore=None, clicks=None, rng=None) -> Click | N
     if best is None:
         return None
     _, s, comp, oy, ox = best
-    sq = np.empty(comp.shape, np.int32)
-    _sqdist(comp, True, sq)
+    sq = sq_distance_to_zero(comp, pad_border=True)
     for cy, cx in clicked_pixels(clicks) - (oy, ox):
         if 0 <= cy < sq.shape[0] and 0 <= cx < sq.shape[1]:
             sq[cy, cx] = 0

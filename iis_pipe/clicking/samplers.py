@@ -19,7 +19,7 @@ with 3x3 squares, so that the records' precomputed transforms answer every quest
   gives no click. Coordinates and counts are drawn from the ``np.random.Generator`` in a fixed
   order (:func:`draw_clicks`), so a seed reproduces a sample exactly.
 
-Sets are never listed: :mod:`pixelsets` counts a set and picks the pixels of drawn ranks over the
+Sets are never listed: :mod:`pixelsets` counts a set (a named ``PixelSet``) and picks the pixels of drawn ranks over the
 bounding box that holds it (the region's box, the band's box, or row by row for the background).
 """
 
@@ -32,7 +32,8 @@ from functools import lru_cache
 import numpy as np
 
 from iis_pipe.clicking import pixelsets as ps
-from iis_pipe.clicking.edt import grow_box, mask_bbox, sq_distance_to_zero, sq_to_distance
+from iis_pipe.geometry.box import Box, mask_bbox
+from iis_pipe.geometry.distance import sq_distance_to_zero, sq_to_distance
 
 NEGATIVE_STRATEGIES = ("bg", "other", "border")
 
@@ -144,8 +145,7 @@ class _BoxSets:
         self.regions = regions
         self.shape = regions.shape[1:]
         self.num_regions = regions.shape[0]
-        self.has_ign = ignore is not None
-        self.ign = np.ascontiguousarray(ignore, dtype=bool) if self.has_ign else regions[0]
+        self.ignore = None if ignore is None else np.ascontiguousarray(ignore, dtype=bool)
         self.other = None if other is None else np.ascontiguousarray(other, dtype=bool)
         self.expand_ratio = expand_ratio
         self.boxes = boxes  # mask_bbox of each region
@@ -165,7 +165,7 @@ class _BoxSets:
                 _check_covers(inside[m], origin, box, "inside")
                 self.inside.append((np.ascontiguousarray(inside[m], dtype=np.float32), *origin))
             else:
-                y0, y1, x0, x1 = grow_box(box, 1, self.shape)
+                y0, y1, x0, x1 = box.grow(1, self.shape)
                 crop = sq_to_distance(sq_distance_to_zero(regions[m, y0:y1, x0:x1], pad_border=True))
                 self.inside.append((crop, y0, x0))
         self.outside = outside
@@ -192,7 +192,7 @@ class _BoxSets:
         if self._band is None:
             u, uy, ux, ubox, area = self.union
             if ubox is None:
-                self._band = (np.zeros((0, 0), np.float32), 0, 0, (0, 0, 0, 0), 0, None)
+                self._band = (np.zeros((0, 0), np.float32), 0, 0, Box(0, 0, 0, 0), 0, None)
                 return self._band
             win, r = _band_window(ubox, area, self.expand_ratio, self.shape)
             y0, y1, x0, x1 = win
@@ -224,42 +224,40 @@ class _BoxSets:
         return int(cum[-1]) if cum.size else 0
 
     def pick(self, key, ks):
-        spec, cum = self._set(key)
-        return ps.pick(*spec, self.ign, self.has_ign, cum, np.ascontiguousarray(ks, dtype=np.int64))
+        pset, cum = self._set(key)
+        return ps.pick(pset, cum, np.ascontiguousarray(ks, dtype=np.int64))
 
     def _set(self, key):
-        """``(spec, cum)``: the :mod:`pixelsets` description of a set and its cumulative row
+        """``(pset, cum)``: the :class:`pixelsets.PixelSet` of a set and its cumulative row
         counts."""
         if key not in self._sets:
-            spec = self._spec(key)
-            self._sets[key] = (spec, ps.cumulative_counts(*spec, self.ign, self.has_ign))
+            pset = self._pixel_set(key)
+            self._sets[key] = (pset, ps.cumulative_counts(pset))
         return self._sets[key]
 
-    def _spec(self, key):
-        no_d, no_u = np.zeros((1, 1), np.float32), np.zeros((0, 0), bool)
-        one = np.float32(1)
+    def _pixel_set(self, key) -> ps.PixelSet:
+        ign = self.ignore
         if key[0] == "in":
             _, m, t = key
             if self.inside[m] is None:
-                return ps.RANGE, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, no_u, 0, 0
+                return ps.PixelSet.empty(ign)
             d, dy, dx = self.inside[m]
             if self.levels is not None:  # levels on the region only
-                return (ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, self.scale,
-                        self.regions[m], True, 0, no_u, 0, 0)
-            return ps.RANGE, self.boxes[m], d, dy, dx, t, np.inf, one, no_u, False, 0, no_u, 0, 0
+                return ps.PixelSet.inside(self.boxes[m], d, (dy, dx), t, self.scale,
+                                          region=self.regions[m], ignore=ign)
+            return ps.PixelSet.inside(self.boxes[m], d, (dy, dx), t, ignore=ign)
         if key == "border":
-            d, dy, dx, box, r, side = self.band()
-            if side is not None:  # levels off the merged region only
-                return ps.RANGE, box, d, dy, dx, 0.0, float(r), self.scale, side, True, 1, no_u, 0, 0
-            return ps.RANGE, box, d, dy, dx, 0.0, float(r), one, no_u, False, 0, no_u, 0, 0
+            d, dy, dx, box, r, side = self.band()  # side: levels off the merged region only
+            return ps.PixelSet.band(box, d, (dy, dx), float(r),
+                                    1.0 if side is None else self.scale, merged=side, ignore=ign)
         u, uy, ux, _, _ = self.union
         if key == "bg":
-            full = (0, self.shape[0], 0, self.shape[1])
-            return ps.MASKED, full, no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, u, uy, ux
+            full = Box.of_shape(self.shape)
+            return ps.PixelSet.background(full, u, (uy, ux), ignore=ign)
         obox = None if self.other is None else mask_bbox(self.other)
         if obox is None:
-            return ps.MASKED, (0, 0, 0, 0), no_d, 0, 0, 0.0, 0.0, one, no_u, False, 0, u, uy, ux
-        return ps.MASKED, obox, no_d, 0, 0, 0.0, 0.0, one, self.other, True, 0, u, uy, ux
+            return ps.PixelSet.empty(ign)
+        return ps.PixelSet.background(obox, u, (uy, ux), within=self.other, ignore=ign)
 
 
 def levels_hold_band(reach: int | None, scale, r: int) -> bool:
@@ -278,16 +276,16 @@ def _check_covers(a: np.ndarray, origin, box, name: str) -> None:
                          f"box {tuple(box)} the sampler reads (see distance_window)")
 
 
-def _band_window(box, area: int, expand_ratio: float, shape) -> tuple[tuple[int, ...], int]:
+def _band_window(box: Box, area: int, expand_ratio: float, shape) -> tuple[Box, int]:
     """``(window, r)``: the band ``0 < outside <= r`` of a merged region of ``area`` pixels on
     ``box`` lies within r (Chebyshev) of the box; one more pixel so the window's own transform
     (when computed here) sees every region pixel it needs."""
     r = int(np.ceil(expand_ratio * np.sqrt(area)))
-    return grow_box(box, r + 1, shape), r
+    return box.grow(r + 1, shape), r
 
 
-def distance_window(regions: np.ndarray, cfg: SamplerConfig) -> tuple[int, int, int, int] | None:
-    """The box ``(y0, y1, x0, x1)`` of ``(M, H, W) bool`` regions where ``sample_clicks`` reads
+def distance_window(regions: np.ndarray, cfg: SamplerConfig) -> Box | None:
+    """The ``Box`` of ``(M, H, W) bool`` regions where ``sample_clicks`` reads
     the ``inside`` and ``outside`` maps (the band window: it holds every region's box): a caller
     that prepares those maps needs them there only (pass its corner as ``origin``). None for
     empty regions."""
@@ -305,7 +303,7 @@ def _union(regions: np.ndarray, boxes) -> tuple:
     x0, x1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
     crop = regions[:, y0:y1, x0:x1]
     u = np.ascontiguousarray(crop[0] if len(crop) == 1 else crop.any(axis=0))
-    return u, y0, x0, (y0, y1, x0, x1), int(np.count_nonzero(u))
+    return u, y0, x0, Box(y0, y1, x0, x1), int(np.count_nonzero(u))
 
 
 def _window(union, cfg: SamplerConfig, shape):
@@ -352,15 +350,15 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     - ``other``: ``(H, W) bool``, the image's other objects (for the "other" strategy).
     - ``ignore``: ``(H, W) bool``, never clicked.
     - ``inside``, ``outside``: the regions' precomputed ``(M, H, W) float32`` transforms (see
-      ``edt``), full size or over a window at ``origin`` ``(y, x)`` that holds
+      ``geometry.distance``), full size or over a window at ``origin`` ``(y, x)`` that holds
       ``distance_window`` (only that box is read); computed on the regions' boxes when absent.
     - ``levels``: instead of ``inside`` and ``outside``, the regions' stored maps ``(M, h, w)
       uint8`` over such a window (``records.distances``: inside distances on each region,
       outside ones elsewhere, ``float32(q) * scale`` pixels): the same clicks as the float
       maps that ``distances.inside_outside`` makes of them, without making them. Or a function
-      ``levels(window) -> (levels, scale, reach)`` of the ``distance_window`` box ``(y0, y1,
-      x0, x1)`` (then ``origin`` is its corner): called once, with the box the sampler finds
-      anyway, and not at all when the regions are empty.
+      ``levels(window) -> (levels, scale, reach)`` of the ``distance_window`` ``Box`` (then
+      ``origin`` is its corner): called once, with the box the sampler finds anyway, and not
+      at all when the regions are empty.
     - ``reach``: the levels' outside values are exact up to ``reach`` only (larger ones are
       at least ``reach + 1``; schema 5's maps, ``distances.reach``; None: exact throughout):
       when the border band could pass a larger level (``levels_hold_band``), its outside
@@ -376,7 +374,7 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     if callable(levels):
         window = _window(union, cfg, regions.shape[1:])
         levels, scale, reach, origin = (None, scale, reach, origin) if window is None else \
-            (*levels(window), window[::2])
+            (*levels(window), window.origin)
     if levels is not None:
         levels = np.asarray(levels, np.uint8)
         levels = (levels[None] if levels.ndim == 2 else levels)[:m]

@@ -52,8 +52,8 @@ class Conv1S(nn.Module):
     does the same two-layer, 3x3-receptive-field job on 1/4 of the pixels. The 1x1 conv is then
     accumulated straight into the stem output (one batched matmul, in place) instead of writing a
     stem-sized tensor and adding it: at stem resolution those passes over memory, not the
-    arithmetic, are what costs (on CPU, ~20 % of an HRNet-18s forward the RITM way, ~5 % this
-    way). ``project`` has no bias: a per-channel constant before the stem's BN is a no-op. The
+    arithmetic, are what costs (on CPU a fraction of an HRNet-18s forward the RITM way, much less
+    this way: README, benchmark notes). ``project`` has no bias: a per-channel constant before the stem's BN is a no-op. The
     learnable ``scale``, 0.05 at init as in RITM, keeps the untrained branch from swamping the
     image features at the start of training.
     """

@@ -2,10 +2,10 @@
 zstd or cut into LZ4 frames.
 
 Chosen over PNG for masks and distance maps because decoding is what the training stream pays
-for every sample: on DAVIS a record's distance maps decode in 0.6 ms from zstd against 3.4-4 ms
-from PNG, at 0.51x the JPEG bytes (PNG: 0.43x); label layers decode in 0.1 ms against 1.5 ms.
-Banded distance maps use LZ4 frames (high-compression level 3): 2.7x zstd's decoding speed for
-13 % more bytes. Any tool can read a member: ``zstd -d`` or ``lz4 -d``, then ``numpy.load``;
+for every sample, and zstd-compressed ``.npy`` decodes several times faster than PNG for a few
+more bytes. Banded distance maps use LZ4 frames (high-compression level 3): faster to decode
+than zstd for somewhat more bytes (figures in the README's benchmark notes). Any tool can read
+a member: ``zstd -d`` or ``lz4 -d``, then ``numpy.load``;
 ``decode_array`` tells the codecs apart by their frame magic numbers.
 """
 

@@ -14,8 +14,8 @@ border band the click sampler reads never asks for more when its ``expand_ratio`
 ``expand``); schema 1-4 kept them to ``clip``. **Error bound** against an exact EDT:
 ``|q * step - u| <= step / 2`` on the region wherever ``u < (clip - 0.5) * step`` (else
 ``q == clip``), and off it wherever ``u <= (reach + 0.5) * step`` (else ``q == reach + 1``,
-"at least that far"; pixels off the stored window read as ``clip``). Only the region's bbox grown by ``ceil((reach + 0.5) * step)`` pixels can
-hold unsaturated levels, so only that window is stored (and its EDT is all that is computed);
+"at least that far"; pixels off the stored window read as ``clip``). Only the
+region's bbox grown by ``ceil((reach + 0.5) * step)`` pixels can hold unsaturated levels, so only that window is stored (and its EDT is all that is computed);
 a reader fills pixels off the window with ``clip``.
 
 Encoding (schema 5, :func:`encode_bands`): each map is cut into bands of ``rows`` rows, each
@@ -25,9 +25,8 @@ and then down each column. Quantised distances with ``step >= 1`` are 1-Lipschit
 4-neighbours (rounding the square root of an integer never meets a tie), so these deltas are
 always -1, 0 or 1; a band where they are not (``step < 1``) is stored as flag 1 and its raw
 levels. A region's span is ``uint32`` frame lengths (one per band), then the frames: a reader
-decompresses only the bands under the rows it needs (:func:`decode_rows`). On dense synthetic
-COCO-style images this is 3.6x smaller than schema 4's LZ4 frames of the levels over the same
-windows, for about the same decode time (the zstd input is a quarter the size).
+decompresses only the bands under the rows it needs (:func:`decode_rows`). Boxes and windows are ``Box``es here; the schema
+stores a window as ``dt_window`` ``[y0, x0, h, w]`` (``Box.to_yxhw``).
 """
 
 from __future__ import annotations
@@ -39,7 +38,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from iis_pipe.clicking.edt import sq_distance_to_zero
+from iis_pipe.geometry.box import Box, mask_bbox
+from iis_pipe.geometry.distance import sq_distance_to_zero
 
 
 @dataclass(frozen=True)
@@ -71,26 +71,14 @@ def reach(area: int, expand: float, coding: DistanceCoding) -> int:
                    coding.clip - 1))
 
 
-def window(bbox_xywh: tuple[int, int, int, int], shape: tuple[int, int], margin: int
-           ) -> tuple[int, int, int, int]:
-    """``(y0, x0, h, w)`` of the bbox grown by ``margin``, clipped to the image."""
-    x, y, w, h = bbox_xywh
-    y0, x0 = max(y - margin, 0), max(x - margin, 0)
-    y1, x1 = min(y + h + margin, shape[0]), min(x + w + margin, shape[1])
-    return y0, x0, y1 - y0, x1 - x0
-
-
 def _sq_map(mask: np.ndarray) -> np.ndarray:
     """``(H, W) bool`` region -> ``(H, W) int32`` exact squared combined distances."""
     d2 = sq_distance_to_zero(~mask)  # outside; 0 on the region
     # Inside only needs the region's bbox plus one pixel, the border counting as boundary:
     # no nearer boundary pixel can lie beyond that ring.
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, mask.shape[0])
-    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, mask.shape[1])
-    box = mask[y0:y1, x0:x1]
-    np.copyto(d2[y0:y1, x0:x1], sq_distance_to_zero(box, pad_border=True), where=box)
+    ring = mask_bbox(mask).grow(1, mask.shape).slices
+    box = mask[ring]
+    np.copyto(d2[ring], sq_distance_to_zero(box, pad_border=True), where=box)
     return d2
 
 
@@ -107,37 +95,36 @@ def _quantiser(coding: DistanceCoding) -> tuple[int, np.ndarray]:
     return limit, np.minimum(levels, coding.clip).astype(np.uint8)
 
 
-def encode_region(mask: np.ndarray, bbox_xywh, coding: DistanceCoding,
+def encode_region(mask: np.ndarray, bbox: Box, coding: DistanceCoding,
                   reach_levels: int | None = None, corner: tuple[int, int] = (0, 0),
-                  shape: tuple[int, int] | None = None
-                  ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Quantised map of one region over its window: ``((h, w) uint8, (y0, x0, h, w))``.
+                  shape: tuple[int, int] | None = None) -> tuple[np.ndarray, Box]:
+    """Quantised map of one region whose tight box is ``bbox`` (image pixels), over its
+    window (``bbox`` grown by the margin, clipped to the image): ``((h, w) uint8, window)``.
 
     ``mask``: the region, ``(H, W) bool`` over the image, or over a part of an image of
     ``shape`` that holds the region, its ``[0, 0]`` at image pixel ``corner`` ``(y, x)`` (a
-    ``masks.BoxMask``); ``bbox_xywh`` in image pixels. ``reach_levels``: outside levels kept
-    (see :func:`reach`; None: up to ``clip``, schema 1-4's maps, over the bbox grown by
-    ``clip * step + 1``)."""
+    ``regions.candidates.BoxMask``). ``reach_levels``: outside levels kept (see
+    :func:`reach`; the margin is ``ceil((reach_levels + 0.5) * step)``); None: up to
+    ``clip``, schema 1-4's maps, over the bbox grown by ``clip * step + 1``."""
     margin = coding.margin if reach_levels is None else \
         int(math.ceil((reach_levels + 0.5) * coding.step))
-    shape = mask.shape if shape is None else shape
-    y0, x0, h, w = window(bbox_xywh, shape, margin)
+    win = bbox.grow(margin, mask.shape if shape is None else shape)
     # Every region pixel and every non-region pixel nearer than the margin lies in the window,
     # so the transforms over it are exact where it matters; the rest saturates anyway. The
     # image border counts as boundary only where the window reaches it (the bbox ring is
     # non-region elsewhere and nearer).
     cy, cx = corner
-    crop = np.zeros((h, w), bool)
-    a, b = max(y0, cy), min(y0 + h, cy + mask.shape[0])
-    c, d = max(x0, cx), min(x0 + w, cx + mask.shape[1])
-    if a < b and c < d:
-        crop[a - y0:b - y0, c - x0:d - x0] = mask[a - cy:b - cy, c - cx:d - cx]
+    crop = np.zeros(win.shape, bool)
+    part = Box(win.y0 - cy, win.y1 - cy, win.x0 - cx, win.x1 - cx).clip(mask.shape)
+    if not part.empty:
+        crop[part.y0 + cy - win.y0:part.y1 + cy - win.y0,
+             part.x0 + cx - win.x0:part.x1 + cx - win.x0] = mask[part.slices]
     d2 = _sq_map(crop)
     limit, table = _quantiser(coding)
     out = np.empty(d2.shape, np.uint8)
     cap = coding.clip if reach_levels is None else reach_levels + 1
     _quantise(d2, crop, limit, table, np.uint8(cap), out)
-    return out, (y0, x0, h, w)
+    return out, win
 
 
 @njit(cache=True, nogil=True)
@@ -267,12 +254,11 @@ def decode_rows(span, shape: tuple[int, int], rows: int, y0: int, y1: int, decom
     return out, first
 
 
-def unpack_region(crop: np.ndarray, win: tuple[int, int, int, int], shape: tuple[int, int],
-                  clip: int) -> np.ndarray:
-    """One region's full-size quantised map ``(H, W) uint8`` (saturated outside its window)."""
-    y0, x0, h, w = win
+def unpack_region(crop: np.ndarray, win: Box, shape: tuple[int, int], clip: int) -> np.ndarray:
+    """One region's full-size quantised map ``(H, W) uint8`` from its map ``crop`` over the
+    window ``win`` (saturated outside it)."""
     out = np.full(shape, clip, np.uint8)
-    out[y0:y0 + h, x0:x0 + w] = crop
+    out[win.slices] = crop
     return out
 
 

@@ -37,8 +37,8 @@ def pack_layers(regions, shape: tuple[int, int] | None = None
     occupied: list[np.ndarray] = []
     counts: list[int] = []
     slots: list[tuple[int, int]] = []
-    for y, x, m in regions:
-        sl = np.s_[y:y + m.shape[0], x:x + m.shape[1]]
+    for box, m in regions:
+        sl = box.slices
         for layer, occ in enumerate(occupied):
             if not np.any(occ[sl] & m):
                 break
@@ -51,8 +51,8 @@ def pack_layers(regions, shape: tuple[int, int] | None = None
         slots.append((layer, counts[layer]))
     dtype = np.uint8 if max(counts, default=0) < 256 else np.uint16
     stacked = np.zeros((max(len(occupied), 1) * h, w), dtype)
-    for (y, x, m), (layer, label) in zip(regions, slots):
-        stacked[layer * h + y:layer * h + y + m.shape[0], x:x + m.shape[1]][m] = label
+    for (box, m), (layer, label) in zip(regions, slots):
+        stacked[layer * h:(layer + 1) * h][box.slices][m] = label
     return stacked, slots
 
 

@@ -25,7 +25,8 @@ suffix              content
 
 Array members are compressed ``.npy`` files (see ``arrays``).
 
-``meta.json``: ``schema`` (this version), ``key``, ``source``, ``split``, ``height``,
+``meta.json`` (typed as :class:`RecordMeta`, its regions as :class:`RegionMeta`): ``schema``
+(this version), ``key``, ``source``, ``split``, ``height``,
 ``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``union_layer``
 (version 5: when the regions take several layers, ``runs.npy.zst`` holds one more, labelled 1
 wherever any region is, so the stream finds other objects without reading every layer),
@@ -37,30 +38,31 @@ pixels: a reader skips an empty mask), ``dt`` (``{"step", "clip", "band_rows", "
 (``id``, ``layer``, ``label_id`` (its label in that layer), ``instance``, ``component``,
 ``area``, ``bbox`` ``[x, y, w, h]``, ``dt_window`` ``[y0, x0, h, w]``, ``dt_span`` ``[offset,
 length]`` in the distance member, ``dt_reach`` (outside levels kept exact) and the source's
-metadata); the stream reads ``region_table`` instead (200 regions: 0.10 ms against 4.6 ms to parse
-version 4's ``meta.json``, 45x, measured in turns).
+metadata); the stream reads ``region_table`` instead (no JSON per region: figures in the
+README).
 
 Older versions are still read. Version 4 stored every map over its bbox grown by the whole
 clip (255 px) as an ``.npy`` cut into LZ4 frames (``dt.npy.lz4``, header frame then 32-row
 bands, lengths in ``dt_frames``), and all of the regions' fields in ``meta.json``. Versions 1 to 3 stored the label layers' pixels in
 ``regions.npy.zst``, an ``.npy`` cut into zstd frames (its header, then bands of 32 rows, their
-lengths in ``layers_frames``); the stream decompressed and resized whole rows of them (0.45 ms
-per DAVIS sample against 0.2 ms from runs). Version 2 also stored the distance maps' bands as
-zstd frames in ``dt.npy.zst`` (LZ4 decodes them 2.7x as fast). Version 1 also stored the layers
-and each map as one frame, without ``layers_frames``, ``band_rows`` and ``dt_frames``, and had
-no ``ignored``.
+lengths in ``layers_frames``); the stream decompressed and resized whole rows of them, slower
+than reading a crop's masks from runs (figures in the README's benchmark notes). Version 2 also
+stored the distance maps' bands as zstd frames in ``dt.npy.zst`` (LZ4 decodes them faster, for
+a few more bytes). Version 1 also stored the layers and each map as one frame, without
+``layers_frames``, ``band_rows`` and ``dt_frames``, and had no ``ignored``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Python 3.11's TypedDict sees NotRequired only
+# in evaluated annotations.
 import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NotRequired, TypedDict
 
 import numpy as np
 
+from iis_pipe.geometry.box import Box
 from iis_pipe.images import decode_image
 from iis_pipe.plain import to_plain
 from iis_pipe.records import distances, masks, runs
@@ -76,7 +78,8 @@ BAND_ROWS = 64
 BAND_ROWS_V4 = 32
 DT_LEVEL = 6  # zstd level of the distance bands: 9 is 1 % smaller and twice as slow to write
 DEFAULT_EXPAND = 0.25  # prepare's default largest expand_ratio (RITM trains with 0.1)
-IMAGE_SUFFIXES = ("jpg", "png")
+JPG, PNG = "jpg", "png"
+IMAGE_SUFFIXES = (JPG, PNG)
 RUNS, IGNORE, DT, META = "runs.npy.zst", "ignore.npy.zst", "dt.q2.zst", "meta.json"
 TABLE, REGION_META = "table.npy.zst", "regions.json"
 REGIONS = "regions.npy.zst"  # versions 1 to 3: label layers' pixels in bands
@@ -115,13 +118,75 @@ class RegionTable(NamedTuple):
         return np.stack([self.layer[ids], self.label_id[ids]], 1).reshape(-1, 2)
 
 
+# The members every record has besides its image, each under this version's name first, then
+# the names older versions gave it.
+REQUIRED_MEMBERS = ((IGNORE,), (META,), (RUNS, REGIONS), (DT, DT_LZ4, DT_ZSTD))
+# Shards are ``{prefix}-{part:06d}.tar``.
+SHARD_PREFIX = "shard"
+
+
+class ImageMeta(TypedDict):
+    """``meta["image"]``: the image member's suffix and the source file it came from."""
+
+    ext: str  # "jpg" or "png"
+    file: str | None
+
+
+class DtMeta(TypedDict):
+    """``meta["dt"]``: the distance maps' quantisation (``distances.DistanceCoding``) and bands."""
+
+    step: float
+    clip: int
+    band_rows: NotRequired[int]  # rows per LZ4/zstd frame; not in version 1
+    expand: NotRequired[float]  # version 5: the largest expand_ratio the maps serve
+
+
+class RegionMeta(TypedDict):
+    """One entry of ``meta["regions"]``. It also carries the source's instance metadata (such
+    as ``label``) under the source's own keys."""
+
+    id: int  # index of the region in the record
+    layer: int  # label layer holding its mask
+    label_id: int  # its label in that layer
+    instance: int  # the source instance it comes from
+    component: int | None  # connected component of that instance (None: not split)
+    area: int  # pixels
+    bbox: list[int]  # [x, y, w, h]
+    dt_window: list[int]  # [y0, x0, h, w] of its stored distance map
+    dt_span: list[int]  # [offset, length] of its frames in the distance member
+    dt_frames: NotRequired[list[int]]  # those frames' lengths; versions 2 to 4
+    dt_reach: NotRequired[int]  # version 5: outside levels kept exact (distances.reach)
+    label: NotRequired[Any]
+
+
+class RecordMeta(TypedDict):
+    """``meta.json`` of a record (see the module doc; keys that older versions lack are
+    ``NotRequired``)."""
+
+    schema: int
+    key: str
+    source: str
+    split: str
+    height: int
+    width: int
+    image: ImageMeta
+    mask_files: list[str]
+    layers: int  # label layers stacked in the mask member
+    union_layer: NotRequired[bool]  # version 5: one more layer, labelled where any region is
+    ignored: NotRequired[int]  # ignored pixels; not in version 1
+    dt: DtMeta
+    regions: list[RegionMeta] | int  # version 5's meta.json: the count (decode_meta: dicts)
+    dropped: list[dict[str, Any]]  # parts removed by min_area (instance, component, area...)
+    layers_frames: NotRequired[list[int]]  # versions 2 and 3: frame lengths of regions.npy.zst
+
+
 @dataclass
 class Record:
     """A decoded record. Arrays: ``image (H, W, 3) uint8`` RGB, ``regions (R, H, W) bool``,
     ``ignore (H, W) bool``, ``dt (R, H, W) uint8`` quantised maps (see ``distances``)."""
 
     key: str
-    meta: dict[str, Any]
+    meta: RecordMeta
     image: np.ndarray
     regions: np.ndarray
     ignore: np.ndarray
@@ -161,15 +226,16 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
     for i, (bm, rm) in enumerate(zip(boxed, region_meta)):
         x, y, bw, bh = (int(v) for v in rm["bbox"])
         r = distances.reach(int(rm["area"]), expand, coding)
-        q, (wy, wx, wh, ww) = distances.encode_region(bm.mask, (x, y, bw, bh), coding, r,
-                                                      (bm.y, bm.x), (h, w))
+        q, win = distances.encode_region(bm.mask, Box.from_xywh(rm["bbox"]), coding, r,
+                                         bm.box.origin, (h, w))
+        wy, wx, wh, ww = win.to_yxhw()
         span = distances.encode_bands(q, BAND_ROWS, compress)
         table[i] = (*slots[i], rm["area"], x, y, bw, bh, wy, wx, wh, ww, offset, len(span), r)
         spans.append(span)
         offset += len(span)
     regions = [{**to_plain({k: v for k, v in rm.items() if k not in ("area", "bbox")}), "id": i}
                for i, rm in enumerate(region_meta)]
-    meta = {
+    meta: RecordMeta = {
         "schema": SCHEMA_VERSION, "key": key, "source": info["source"], "split": info["split"],
         "height": int(h), "width": int(w),
         "image": {"ext": image_ext, "file": info.get("image_file")},
@@ -206,7 +272,7 @@ def checksum(members: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def decode_meta(members: dict[str, bytes], regions: bool = True) -> dict[str, Any]:
+def decode_meta(members: dict[str, bytes], regions: bool = True) -> RecordMeta:
     """Parse and check ``meta.json``; raises ValueError on a missing member or other version.
 
     ``regions``: give ``meta["regions"]`` as a list of dicts (see the module doc) also for
@@ -223,7 +289,7 @@ def decode_meta(members: dict[str, bytes], regions: bool = True) -> dict[str, An
     return meta
 
 
-def _region_dicts(members: dict[str, bytes], meta: dict[str, Any]) -> list[dict[str, Any]]:
+def _region_dicts(members: dict[str, bytes], meta: RecordMeta) -> list[dict[str, Any]]:
     """Version 5's per-region dicts, from ``regions.json`` and the region table."""
     for name in (REGION_META, TABLE):
         if name not in members:
@@ -238,7 +304,7 @@ def _region_dicts(members: dict[str, bytes], meta: dict[str, Any]) -> list[dict[
             for i, r in enumerate(found)]
 
 
-def region_table(members: dict[str, bytes], meta: dict[str, Any]) -> RegionTable:
+def region_table(members: dict[str, bytes], meta: RecordMeta) -> RegionTable:
     """The regions' ``RegionTable``: version 5's table member, or built from the region dicts
     of older versions (their maps hold outside levels to ``clip - 1``)."""
     if meta["schema"] >= 5:
@@ -255,28 +321,28 @@ def region_table(members: dict[str, bytes], meta: dict[str, Any]) -> RegionTable
           clip - 1] for r in meta["regions"]], np.int64))
 
 
-def coding_of(meta: dict[str, Any]) -> distances.DistanceCoding:
+def coding_of(meta: RecordMeta) -> distances.DistanceCoding:
     return distances.DistanceCoding(step=float(meta["dt"]["step"]), clip=int(meta["dt"]["clip"]))
 
 
-def supported_expand(meta: dict[str, Any]) -> float:
+def supported_expand(meta: RecordMeta) -> float:
     """The largest ``expand_ratio`` whose border band the record's maps hold exactly (in the
     image's pixels, before any resize): version 5's ``dt.expand``; older maps hold outside
     levels to the clip (``(clip - 1) * step`` pixels), whatever the region."""
     return float(meta["dt"].get("expand", math.inf))
 
 
-def union_layer(meta: dict[str, Any]) -> int:
+def union_layer(meta: RecordMeta) -> int:
     """Index of the stored layer that is labelled wherever a region is (version 5, when the
     regions take several layers; it follows them), or -1."""
     return meta["layers"] if meta.get("union_layer") else -1
 
 
-def _stored_layers(meta: dict[str, Any]) -> int:
+def _stored_layers(meta: RecordMeta) -> int:
     return meta["layers"] + (union_layer(meta) >= 0)
 
 
-def decode_layers(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray:
+def decode_layers(members: dict[str, bytes], meta: RecordMeta) -> np.ndarray:
     """``(L*H, W)`` stacked label layers (see ``masks``)."""
     if RUNS not in members:  # versions 1 to 3
         return decode_array(members[REGIONS])
@@ -285,7 +351,7 @@ def decode_layers(members: dict[str, bytes], meta: dict[str, Any]) -> np.ndarray
                             meta["width"])[:meta["layers"] * h]
 
 
-def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
+def decode_regions(members: dict[str, bytes], meta: RecordMeta,
                    ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) bool`` masks of all regions, or of ``ids``."""
     t = region_table(members, meta)
@@ -293,7 +359,7 @@ def decode_regions(members: dict[str, bytes], meta: dict[str, Any],
     return masks.unpack_layers(decode_layers(members, meta), slots, meta["height"], ids)
 
 
-def decode_layer_runs(members: dict[str, bytes], meta: dict[str, Any], y0: int, y1: int
+def decode_layer_runs(members: dict[str, bytes], meta: RecordMeta, y0: int, y1: int
                       ) -> runs.LayerRuns:
     """At least rows ``[y0, y1)`` of every label layer (and the union layer, see
     ``union_layer``) as runs: all rows from the runs of versions 4 and 5; from the bands of
@@ -325,6 +391,12 @@ def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
     return decode_array(members[IGNORE]).astype(bool, copy=False)
 
 
+def decode_ignore_if_any(members: dict[str, bytes], meta: RecordMeta) -> np.ndarray | None:
+    """``(H, W) bool`` ignore mask, or None when ``meta`` counts no ignored pixel (version 1
+    records do not count them: decoded to find out)."""
+    return decode_ignore(members) if meta.get("ignored", 1) > 0 else None
+
+
 def dt_member(members: dict[str, bytes]) -> bytes:
     """The distance maps' member: ``dt.q2.zst``, or ``dt.npy.lz4`` / ``dt.npy.zst`` of
     versions 3-4 / 1-2."""
@@ -334,7 +406,7 @@ def dt_member(members: dict[str, bytes]) -> bytes:
     raise ValueError(f"record has no {DT} member")
 
 
-def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], table: RegionTable, i: int,
+def decode_dt_rows(members: dict[str, bytes], meta: RecordMeta, table: RegionTable, i: int,
                    y0: int, y1: int) -> tuple[np.ndarray, tuple[int, int]]:
     """At least image rows ``[y0, y1)`` of region ``i``'s stored map, decompressing only the
     bands that hold them (version 1: the whole window): ``((n, w) uint8 levels, (y, x) of its
@@ -354,14 +426,14 @@ def decode_dt_rows(members: dict[str, bytes], meta: dict[str, Any], table: Regio
     return rows, (wy + first, wx)
 
 
-def decode_dt_window(members: dict[str, bytes], meta: dict[str, Any], table: RegionTable,
+def decode_dt_window(members: dict[str, bytes], meta: RecordMeta, table: RegionTable,
                      i: int) -> np.ndarray:
     """Region ``i``'s stored map over its ``dt_window``: ``(h, w) uint8`` quantised levels."""
     wy, _, h, _ = (int(v) for v in table.window[i])
     return decode_dt_rows(members, meta, table, i, wy, wy + h)[0]
 
 
-def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
+def decode_dt(members: dict[str, bytes], meta: RecordMeta,
               ids: list[int] | None = None) -> np.ndarray:
     """``(R, H, W) uint8`` full-size quantised maps (multiply by ``meta["dt"]["step"]``)."""
     t = region_table(members, meta)
@@ -369,14 +441,39 @@ def decode_dt(members: dict[str, bytes], meta: dict[str, Any],
     shape = (meta["height"], meta["width"])
     clip = int(meta["dt"]["clip"])
     return np.stack([distances.unpack_region(decode_dt_window(members, meta, t, i),
-                                             t.window[i].tolist(), shape, clip) for i in ids])
+                                             Box.from_yxhw(t.window[i]), shape, clip) for i in ids])
 
 
-def image_member(members: dict[str, bytes]) -> str:
+def find_image_member(members: dict[str, bytes]) -> str | None:
+    """Suffix of the record's image member (``jpg`` or ``png``), None when it has none."""
     for ext in IMAGE_SUFFIXES:
         if ext in members:
             return ext
-    raise ValueError("record has no image member (jpg or png)")
+    return None
+
+
+def image_member(members: dict[str, bytes]) -> str:
+    """Suffix of the record's image member (``jpg`` or ``png``); ValueError when it has none."""
+    ext = find_image_member(members)
+    if ext is None:
+        raise ValueError("record has no image member (jpg or png)")
+    return ext
+
+
+def missing_members(members: dict[str, bytes]) -> list[str]:
+    """This version's names of the members, other than the image (see ``find_image_member``),
+    that a record lacks under every name a readable version gave them (empty: none missing)."""
+    return [names[0] for names in REQUIRED_MEMBERS if not any(n in members for n in names)]
+
+
+def shard_name(part: int, prefix: str = SHARD_PREFIX) -> str:
+    """File name of shard number ``part``: ``shard-000042.tar``."""
+    return f"{prefix}-{part:06d}.tar"
+
+
+def shard_glob(prefix: str = SHARD_PREFIX) -> str:
+    """Glob pattern matching every ``shard_name`` of ``prefix``: ``shard-*.tar``."""
+    return f"{prefix}-*.tar"
 
 
 def decode_record(members: dict[str, bytes]) -> Record:

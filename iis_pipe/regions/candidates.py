@@ -1,5 +1,5 @@
 """Region candidates per image: every instance, optionally split into connected components,
-each as a ``BoxMask`` (its pixels over its bbox only)."""
+each as a ``BoxMask`` (its pixels over its tight box only)."""
 
 from __future__ import annotations
 
@@ -8,49 +8,41 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from iis_pipe.clicking.edt import mask_bbox
+from iis_pipe.geometry.box import Box, mask_bbox
 
 
 class BoxMask(NamedTuple):
-    """A region's ``mask (h, w) bool`` over its tight bbox, whose corner is pixel ``(y, x)``
-    of the image."""
+    """A region's ``mask (h, w) bool`` over its tight ``box`` (image pixels): what travels
+    from the candidates to the record, so a dense image's 200 regions are not 200 full-size
+    masks to copy, test and pack."""
 
-    y: int
-    x: int
+    box: Box
     mask: np.ndarray
 
 
 def box_mask(mask: np.ndarray) -> BoxMask:
-    """``(H, W) bool`` non-empty region -> its ``BoxMask`` (a copy of the bbox's pixels)."""
-    box = mask_bbox(mask)
+    """``(H, W) bool`` non-empty region -> its ``BoxMask`` (a copy of the box's pixels)."""
+    box = _bbox(mask)
     if box is None:
         raise ValueError("an empty mask has no box")
-    y0, y1, x0, x1 = box
-    return BoxMask(y0, x0, np.array(mask[y0:y1, x0:x1], bool))
+    return BoxMask(box, np.ascontiguousarray(mask[box.slices], dtype=bool))
 
 
 def unbox(regions: list[BoxMask], shape: tuple[int, int]) -> np.ndarray:
     """BoxMasks -> ``(R, H, W) bool`` full-size masks."""
     out = np.zeros((len(regions), *shape), bool)
-    for o, (y, x, m) in zip(out, regions):
-        o[y:y + m.shape[0], x:x + m.shape[1]] = m
+    for o, (box, m) in zip(out, regions):
+        o[box.slices] = m
     return out
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def _bbox(mask: np.ndarray) -> Box | None:
     """``mask_bbox`` without copying a column-major mask (pycocotools decodes those): its
     transpose is row-major."""
     if not mask.flags.c_contiguous and mask.T.flags.c_contiguous:
         box = mask_bbox(mask.T)
-        return None if box is None else (box[2], box[3], box[0], box[1])
+        return None if box is None else Box(box.x0, box.x1, box.y0, box.y1)
     return mask_bbox(mask)
-
-
-def bbox_xywh(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight bounding box ``(x, y, w, h)`` of a non-empty ``(H, W) bool`` mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
 
 
 def region_candidates(instances: np.ndarray, instance_meta: list[dict[str, Any]], *,
@@ -61,9 +53,9 @@ def region_candidates(instances: np.ndarray, instance_meta: list[dict[str, Any]]
     ``instances``: ``(K, H, W) bool``. Returns ``(masks, meta, dropped)``: ``masks`` the
     regions as ``BoxMask``s (``unbox`` makes them full size), each meta dict has
     ``instance`` (index into ``instances``), ``component`` (None unless split), ``area``,
-    ``bbox`` ``(x, y, w, h)`` and the instance's own metadata; ``dropped`` lists the parts
-    removed by ``min_area`` (kept so that nothing disappears unaccounted). Work past finding
-    each instance's box runs on the box only.
+    ``bbox`` ``(x, y, w, h)`` (the record's stored form of its ``Box``) and the instance's
+    own metadata; ``dropped`` lists the parts removed by ``min_area`` (kept so that nothing
+    disappears unaccounted). Work past finding each instance's box runs on the box only.
     """
     masks: list[BoxMask] = []
     meta: list[dict[str, Any]] = []
@@ -73,13 +65,12 @@ def region_candidates(instances: np.ndarray, instance_meta: list[dict[str, Any]]
         if box is None:
             parts = [(None, None)]
         else:
-            y0, y1, x0, x1 = box
-            crop = np.ascontiguousarray(inst[y0:y1, x0:x1], dtype=bool)
+            crop = np.ascontiguousarray(inst[box.slices], dtype=bool)
             if split_components:
                 n, labels = cv2.connectedComponents(crop.view(np.uint8), connectivity=8)
-                parts = [(c - 1, BoxMask(y0, x0, labels == c)) for c in range(1, n)]
+                parts = [(c - 1, BoxMask(box, labels == c)) for c in range(1, n)]
             else:
-                parts = [(None, BoxMask(y0, x0, crop))]
+                parts = [(None, BoxMask(box, crop))]
         for comp, bm in parts:
             area = 0 if bm is None else int(np.count_nonzero(bm.mask))
             if area < max(min_area, 1):
@@ -87,9 +78,10 @@ def region_candidates(instances: np.ndarray, instance_meta: list[dict[str, Any]]
                                 "reason": f"area {area} < min_area {max(min_area, 1)}"})
                 continue
             if comp is not None:  # a component's own tight box
-                y, x, m = box_mask(bm.mask)
-                bm = BoxMask(bm.y + y, bm.x + x, m)
+                inner, m = box_mask(bm.mask)
+                bm = BoxMask(Box(box.y0 + inner.y0, box.y0 + inner.y1, box.x0 + inner.x0,
+                                 box.x0 + inner.x1), m)
             masks.append(bm)
             meta.append({**instance_meta[k], "instance": k, "component": comp, "area": area,
-                         "bbox": (bm.x, bm.y, bm.mask.shape[1], bm.mask.shape[0])})
+                         "bbox": bm.box.to_xywh()})
     return masks, meta, dropped

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from iis_pipe.atomic import atomic_path, atomic_write
+from iis_pipe.records.schema import RecordMeta
 
 INDEX_FILE, REJECTS_FILE, MANIFEST_FILE = "index.parquet", "rejects.parquet", "manifest.json"
 
@@ -24,7 +26,7 @@ REJECTS_SCHEMA = pa.schema([("key", pa.string()), ("file", pa.string()), ("reaso
                             ("input", pa.string())])
 
 
-def region_rows(meta: dict[str, Any], shard: str, checksum: str) -> list[dict[str, Any]]:
+def region_rows(meta: RecordMeta, shard: str, checksum: str) -> list[dict[str, Any]]:
     """Index rows of one record (from its ``meta.json`` dict)."""
     rows = []
     for r in meta["regions"]:
@@ -40,11 +42,10 @@ def region_rows(meta: dict[str, Any], shard: str, checksum: str) -> list[dict[st
 
 
 def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> None:
-    """Write rows atomically (temporary name, then rename)."""
+    """Write rows atomically (see ``atomic``)."""
     table = pa.Table.from_pylist(rows, schema=schema)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def read_index(root: str | Path) -> pa.Table:
@@ -60,9 +61,7 @@ def read_rejects(root: str | Path) -> pa.Table:
 
 
 def write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from iis_pipe.errors import BadInput
+
+T = TypeVar("T")
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -34,6 +37,51 @@ def add_record(tar: tarfile.TarFile, key: str, members: dict[str, bytes]) -> int
     return total
 
 
+def group_members(path: str | Path, open_tar: Callable[[], tarfile.TarFile],
+                  value: Callable[[tarfile.TarFile, tarfile.TarInfo], T], check_end: bool = True
+                  ) -> Iterator[tuple[str, dict[str, T]]]:
+    """Yield ``(key, {suffix: value(tar, info)})`` for the file members of the tar that
+    ``open_tar()`` opens, grouping consecutive members by key (``split_name``).
+
+    ``path`` names the shard in errors; ``check_end``: also require the two end-of-archive
+    blocks after the last member in the file at ``path`` (tarfile stops quietly when a cut falls
+    between members). A truncated or corrupt tar, or a ``tarfile.TarError`` from ``value``,
+    raises ``BadInput`` naming the shard and the last good key, after the whole records before
+    it have been yielded.
+    """
+    key, members = None, {}
+    last = "<start>"
+    end = 0
+    try:
+        with open_tar() as tar:
+            for info in tar:
+                end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                if not info.isfile():
+                    continue
+                k, suffix = split_name(info.name)
+                if k != key:
+                    if key is not None:
+                        yield key, members
+                        last = key
+                    key, members = k, {}
+                members[suffix] = value(tar, info)
+        if check_end and os.path.getsize(path) < end + 2 * tarfile.BLOCKSIZE:
+            raise tarfile.ReadError("end-of-archive blocks missing")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise BadInput(str(path), f"truncated or corrupt tar after record {last!r} ({e})",
+                       key=key) from None
+    if key is not None:
+        yield key, members
+
+
+def _member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    f = tar.extractfile(info)
+    data = f.read() if f is not None else b""
+    if len(data) != info.size:
+        raise tarfile.ReadError(f"member {info.name} is short")
+    return data
+
+
 def iter_records(path: str | Path, stream: BinaryIO | None = None
                  ) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield ``(key, {suffix: bytes})`` from a shard, grouping consecutive members by key.
@@ -42,32 +90,6 @@ def iter_records(path: str | Path, stream: BinaryIO | None = None
     names the shard in errors). A truncated or corrupt tar raises ``BadInput`` naming the
     shard and the last good key, after the whole records before it have been yielded.
     """
-    key, members = None, {}
-    last = "<start>"
-    end = 0
-    try:
-        with tarfile.open(path if stream is None else None, "r|", fileobj=stream) as tar:
-            for info in tar:
-                end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-                if not info.isfile():
-                    continue
-                k, suffix = split_name(info.name)
-                f = tar.extractfile(info)
-                data = f.read() if f is not None else b""
-                if len(data) != info.size:
-                    raise tarfile.ReadError(f"member {info.name} is short")
-                if k != key:
-                    if key is not None:
-                        yield key, members
-                        last = key
-                    key, members = k, {}
-                members[suffix] = data
-        # tarfile stops quietly when a cut falls between members; a whole tar ends with two
-        # zero blocks after its last member.
-        if stream is None and Path(path).stat().st_size < end + 2 * tarfile.BLOCKSIZE:
-            raise tarfile.ReadError("end-of-archive blocks missing")
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise BadInput(str(path), f"truncated or corrupt tar after record {last!r} ({e})",
-                       key=key) from None
-    if key is not None:
-        yield key, members
+    return group_members(
+        path, lambda: tarfile.open(path if stream is None else None, "r|", fileobj=stream),
+        _member_bytes, check_end=stream is None)

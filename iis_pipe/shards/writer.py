@@ -9,26 +9,23 @@ reader never sees half a shard and ``--resume`` knows exactly which inputs are d
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 from typing import Any
 
+from iis_pipe import atomic
+from iis_pipe.records.schema import SHARD_PREFIX, shard_glob, shard_name
 from iis_pipe.shards import tar as tario
 from iis_pipe.shards.index import write_json
 
 PARTS_DIR = "parts"
 
 
-def shard_name(part: int, prefix: str = "shard") -> str:
-    return f"{prefix}-{part:06d}.tar"
-
-
 class PartWriter:
     """Writes records in order into shards capped by ``max_bytes`` and ``max_count``."""
 
     def __init__(self, out_dir: str | Path, *, first_part: int = 0, max_bytes: int = 256_000_000,
-                 max_count: int = 10_000, prefix: str = "shard"):
+                 max_count: int = 10_000, prefix: str = SHARD_PREFIX):
         if max_bytes <= 0 or max_count <= 0:
             raise ValueError("shard size and count caps must be positive")
         self.out = Path(out_dir)
@@ -54,7 +51,7 @@ class PartWriter:
                               or len(self._records) >= self.max_count):
             self.finish_part()
         if self._tar is None:
-            self._tar = tarfile.open(self._tmp(self._shard), "w", format=tarfile.USTAR_FORMAT)
+            self._tar = tarfile.open(atomic.temp_path(self._shard), "w", format=tarfile.USTAR_FORMAT)
         self._bytes += tario.add_record(self._tar, key, members)
         name = self._shard.name
         self._records.append({"key": key, "checksum": checksum, "bytes": size,
@@ -75,9 +72,7 @@ class PartWriter:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
-            tmp = self._tmp(self._shard)
-            _fsync(tmp)
-            os.replace(tmp, self._shard)
+            atomic.commit(atomic.temp_path(self._shard), self._shard)
             shard = self._shard.name
         sidecar = {"part": self.part, "shard": shard, "bytes": self._bytes,
                    "records": self._records, "regions": self._regions, "rejects": self._rejects}
@@ -93,20 +88,11 @@ class PartWriter:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
-        self._tmp(self._shard).unlink(missing_ok=True)
+        atomic.temp_path(self._shard).unlink(missing_ok=True)
         self._reset()
 
-    @staticmethod
-    def _tmp(path: Path) -> Path:
-        return path.with_name(path.name + ".tmp")
 
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def finished_parts(out_dir: str | Path, prefix: str = "shard") -> list[dict[str, Any]]:
+def finished_parts(out_dir: str | Path, prefix: str = SHARD_PREFIX) -> list[dict[str, Any]]:
     """Sidecars of the complete parts, in order; removes leftovers of an interrupted part."""
     out = Path(out_dir)
     parts = []
@@ -117,9 +103,10 @@ def finished_parts(out_dir: str | Path, prefix: str = "shard") -> list[dict[str,
                                "was changed by hand, start again without --resume")
         parts.append(side)
     done = {s["shard"] for s in parts}
-    for leftover in list(out.glob("*.tmp")) + list((out / PARTS_DIR).glob("*.tmp")):
+    tmp = f"*{atomic.TMP_SUFFIX}"
+    for leftover in list(out.glob(tmp)) + list((out / PARTS_DIR).glob(tmp)):
         leftover.unlink()
-    for tar in out.glob(f"{prefix}-*.tar"):
+    for tar in out.glob(shard_glob(prefix)):
         if tar.name not in done:  # renamed but its sidecar never was: redo that part
             tar.unlink()
     return parts

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from iis_pipe.geometry.box import Box
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -31,10 +33,10 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class Plan:
-    """Source ``window`` ``(y0, y1, x0, x1)`` (original pixels) resized to ``size`` ``(h, w)``,
-    mirrored when ``flip``, pasted at ``paste`` ``(y, x)`` in a ``crop`` ``(Hc, Wc)`` canvas."""
+    """Source ``window`` (a ``Box`` of original pixels) resized to ``size`` ``(h, w)``, mirrored
+    when ``flip``, pasted at ``paste`` ``(y, x)`` in a ``crop`` ``(Hc, Wc)`` canvas."""
 
-    window: tuple[int, int, int, int]
+    window: Box
     size: tuple[int, int]
     paste: tuple[int, int]
     flip: bool
@@ -109,7 +111,7 @@ def plan(shape: tuple[int, int], scaled: tuple[int, int], flip: bool, crop: tupl
     pad = padding(scaled, crop)
     y0, y1, h, py = _axis(shape[0], scaled[0], pad[0], origin[0], crop[0], align, False)
     x0, x1, w, px = _axis(shape[1], scaled[1], pad[1], origin[1], crop[1], align, flip)
-    return Plan((y0, y1, x0, x1), (max(h, 1), max(w, 1)), (py, px), flip, tuple(crop))
+    return Plan(Box(y0, y1, x0, x1), (max(h, 1), max(w, 1)), (py, px), flip, tuple(crop))
 
 
 def apply(array: np.ndarray, p: Plan, *, linear: bool, fill: float = 0,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from iis_pipe.geometry.box import Box
 from iis_pipe.records.runs import LayerRuns
 from iis_pipe.stream.augment import Plan
 
@@ -117,12 +118,12 @@ def _resample_box(a, ay, ax, y0, y1, x0, x1, h, w, flip, py, px, by0, by1, bx0, 
             o[k] = row[c] if c >= 0 else fill
 
 
-def resample_box(array: np.ndarray, origin: tuple[int, int], p: Plan,
-                 box: tuple[int, int, int, int], fill: int, out: np.ndarray) -> np.ndarray:
-    """Box ``(y0, y1, x0, x1)`` of the crop of plan ``p`` from ``array`` (``(n, m)``, its
-    ``[0, 0]`` at original pixel ``origin`` ``(y, x)``; pixels off it, and padding, read as
-    ``fill``), into ``out`` (``(y1 - y0, x1 - x0)``, ``array``'s dtype)."""
-    if out.shape != (box[1] - box[0], box[3] - box[2]) or array.ndim != 2:
+def resample_box(array: np.ndarray, origin: tuple[int, int], p: Plan, box: Box, fill: int,
+                 out: np.ndarray) -> np.ndarray:
+    """The ``Box`` ``box`` of the crop of plan ``p`` from ``array`` (``(n, m)``, its ``[0, 0]``
+    at original pixel ``origin`` ``(y, x)``; pixels off it, and padding, read as ``fill``),
+    into ``out`` (``box.shape``, ``array``'s dtype)."""
+    if out.shape != box.shape or array.ndim != 2:
         raise ValueError(f"out {out.shape} must be the box's shape and array 2-D, got box "
                          f"{box}, array {array.shape}")  # the kernel checks no bounds
     _resample_box(array, *origin, *p.window, *p.size, p.flip, *p.paste, *box, fill, out)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
 from iis_pipe.errors import BadInput
-from iis_pipe.shards.tar import iter_records, split_name
+from iis_pipe.shards.tar import group_members, iter_records
 from iis_pipe.stream.urls import is_remote
 
 
@@ -25,8 +25,8 @@ class RecordRef(NamedTuple):
 
 
 # (path, size, mtime) -> (references, fault): a resampled stream passes over the shards again
-# and again, and every worker scans the whole epoch; parsing the tar headers each time cost
-# about a third of a millisecond per record (a tenth of a sample) on DAVIS shards.
+# and again, and every worker scans the whole epoch; parsing the tar headers each time is a
+# sizeable share of a sample's time (README, benchmark notes).
 _SCANS: OrderedDict[tuple[str, int, int], tuple[tuple[RecordRef, ...], BadInput | None]] = \
     OrderedDict()
 SCAN_CACHE_SHARDS = 4096
@@ -59,27 +59,12 @@ def scan_local(path: str) -> Iterator[RecordRef]:
         raise hit[1]
 
 
+def _member_span(tar: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[int, int]:
+    return info.offset_data, info.size
+
+
 def _scan_tar(path: str) -> Iterator[RecordRef]:
-    key, members, end, last = None, {}, 0, "<start>"
-    try:
-        with tarfile.open(path, "r:") as tar:
-            for info in tar:
-                if not info.isfile():
-                    continue
-                k, suffix = split_name(info.name)
-                if k != key:
-                    if key is not None:
-                        yield RecordRef(key, path, members)
-                        last = key
-                    key, members = k, {}
-                members[suffix] = (info.offset_data, info.size)
-                end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-        if os.path.getsize(path) < end + 2 * tarfile.BLOCKSIZE:
-            raise tarfile.ReadError("end-of-archive blocks missing")
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise BadInput(path, f"truncated or corrupt tar after record {last!r} ({e})",
-                       key=key) from None
-    if key is not None:
+    for key, members in group_members(path, lambda: tarfile.open(path, "r:"), _member_span):
         yield RecordRef(key, path, members)
 
 

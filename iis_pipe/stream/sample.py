@@ -14,8 +14,9 @@ import numpy as np
 
 from iis_pipe.clicking.encode import encode_clicks
 from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
+from iis_pipe.geometry.box import Box
 from iis_pipe.images import decode_image, decode_jpeg_window
-from iis_pipe.records import arrays, schema
+from iis_pipe.records import schema
 from iis_pipe.regions.select import choose_regions
 from iis_pipe.stream import augment as aug
 from iis_pipe.stream import nearest
@@ -76,13 +77,13 @@ def _reduction(shape: tuple[int, int], scaled: tuple[int, int], enabled: bool) -
     return f
 
 
-def _place_crop(shape, scaled, flip, box, crop, rng: np.random.Generator) -> tuple[int, int]:
-    """Crop origin in the padded scaled image that holds the box ``(x0, y0, x1, y1)`` (original
-    pixels, inclusive) whole when it fits, and overlaps it otherwise."""
+def _place_crop(shape, scaled, flip, box: Box, crop, rng: np.random.Generator) -> tuple[int, int]:
+    """Crop origin in the padded scaled image that holds ``box`` (original pixels) whole when it
+    fits, and overlaps it otherwise."""
     sy, sx = scaled[0] / shape[0], scaled[1] / shape[1]
     pad = aug.padding(scaled, crop)
-    ys = (box[1] * sy + pad[0], (box[3] + 1) * sy + pad[0])
-    xs = (box[0] * sx, (box[2] + 1) * sx)
+    ys = (box.y0 * sy + pad[0], box.y1 * sy + pad[0])
+    xs = (box.x0 * sx, box.x1 * sx)
     if flip:
         xs = (scaled[1] - xs[1], scaled[1] - xs[0])
     xs = (xs[0] + pad[1], xs[1] + pad[1])
@@ -119,9 +120,7 @@ def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, s
     crop = cfg.augment.crop_size
     slots = table.slots(chosen)
     if chosen:
-        b = table.bbox[chosen].astype(float)
-        box = (b[:, 0].min(), b[:, 1].min(), (b[:, 0] + b[:, 2]).max() - 1,
-               (b[:, 1] + b[:, 3]).max() - 1)
+        box = Box.union(Box.from_xywh(xywh) for xywh in table.bbox[chosen].tolist())
     best = None
     found = None
     for _ in range(max(cfg.target.crop_tries, 1)):
@@ -144,10 +143,10 @@ def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, s
     return best[1:]
 
 
-def _levels(members: dict[str, bytes], meta: dict, table: schema.RegionTable, chosen: list[int],
-            p: aug.Plan, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.float32, int]:
-    """The targets' stored distance maps in the crop over ``box`` ``(y0, y1, x0, x1)`` of it
-    (where the click sampler reads them; only the stored bands under it are decompressed),
+def _levels(members: dict[str, bytes], meta: schema.RecordMeta, table: schema.RegionTable,
+            chosen: list[int], p: aug.Plan, box: Box) -> tuple[np.ndarray, np.float32, int]:
+    """The targets' stored distance maps over ``box``, a ``Box`` of the crop (where the click
+    sampler reads them; only the stored bands under it are decompressed),
     resampled with the nearest rule as the masks are, so each region's inside levels lie on its
     crop mask: ``((M, h, w) uint8 levels, crop pixels per level, reach)``: outside levels are
     exact up to the smallest reach of the targets (pixels off a stored window read as
@@ -201,10 +200,9 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     chosen = _choose(table.area * growth, cfg.target, rng)
     timer.lap("region")
 
-    # version 1 records do not count their ignored pixels: decode to find out
-    ignored = meta.get("ignored", 1) > 0
-    ignore_full = arrays.decode_array(members[schema.IGNORE]) if ignored else None
-    image_bytes = members.get("jpg")
+    ignore_full = schema.decode_ignore_if_any(members, meta)
+    image_ext = schema.image_member(members)
+    image_bytes = members[image_ext] if image_ext == schema.JPG else None
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("decode")
     p, labelled, masks, target_mask = _fit_crop(
@@ -216,14 +214,14 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
         img, origin = decode_jpeg_window(image_bytes, p.window, reduce, cfg.fast_decode)
     else:
-        img, origin = decode_image(members["png"], "png"), (0, 0)
+        img, origin = decode_image(members[image_ext], image_ext), (0, 0)
     timer.lap("decode")
     image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce, offset=origin),
                             cfg.augment, rng, out=out.get("image"))
     pad_ignore = cfg.target.pad_ignore
     if ignore_full is not None and ignore_full.any():
         ignore = nearest.resample_box(ignore_full.view(np.uint8), (0, 0), p,
-                                      (0, crop[0], 0, crop[1]), int(pad_ignore),
+                                      Box.of_shape(crop), int(pad_ignore),
                                       np.empty(crop, np.uint8)).view(bool)
     elif pad_ignore and p.size != p.crop:  # only padding can be ignored
         ignore = aug.padding_mask(p)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from braceexpand import braceexpand
 
+from iis_pipe.records.schema import shard_glob
+
 REMOTE_PREFIXES = ("http://", "https://", "pipe:", "gs://", "s3://")
 
 
@@ -28,7 +30,7 @@ def expand_urls(spec: str | os.PathLike | list) -> list[str]:
     for s in braceexpand(spec):
         p = Path(s)
         if p.is_dir():
-            found = sorted(str(x) for x in p.glob("shard-*.tar"))
+            found = sorted(str(x) for x in p.glob(shard_glob()))
         elif any(c in s for c in "*?["):
             found = sorted(glob.glob(s))
         else:

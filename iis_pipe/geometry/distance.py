@@ -13,6 +13,11 @@ Records store per region::
 Squared distances are integers and computed exactly (``int32``); the square root is taken last,
 so equal distances are bit-equal and every result is deterministic. A pixel with no False pixel
 to reach (an all-True mask without padding) is ``inf``.
+
+Kernels for other numba code: :func:`sq_distance_into` is :func:`column_pass` then
+:func:`row_pass`; a caller that has the column distances already (the click robots make them
+straight from their masks) calls :func:`row_pass` itself, in full, or pruned to the first
+maximum (the farthest pixel, without the whole transform).
 """
 
 from __future__ import annotations
@@ -20,15 +25,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from iis_pipe.geometry.box import Box
+
 SQ_INF = np.iinfo(np.int32).max  # squared distance of a pixel that reaches no zero
 _FAR = 1 << 20  # column distance meaning "no zero in this column" (such sites are skipped)
 
 
 @njit(cache=True, nogil=True)
-def _down_pass(feat, pad, out):
-    """``out[y, x]``: distance from a True pixel of ``feat (h, w) bool`` down its column to the
-    nearest False one (or the virtual padding), capped at ``_FAR``; 0 on False pixels.
-    Branch-free rows, so that they vectorize."""
+def column_pass(feat, pad, out):
+    """The column pass: ``out (h, w) int32`` gets, per True pixel of ``feat (h, w) bool``, the
+    distance down its column to the nearest False one (or the virtual padding when ``pad``),
+    capped at ``_FAR``; 0 on False pixels (what :func:`row_pass` takes). Branch-free rows, so
+    that they vectorize."""
     h, w = feat.shape
     last = 1 if pad else _FAR
     for x in range(w):
@@ -90,96 +98,83 @@ def _row_envelope(g, a, b, left, right, env, out_row):
 
 
 @njit(cache=True, nogil=True)
-def _sqdist(feat, pad, out):
-    """Exact squared distance from each True pixel of ``feat (h, w) bool`` to the nearest False
-    pixel (virtual False ring outside when ``pad``), into ``out (h, w) int32``."""
-    h, w = feat.shape
-    if h == 0 or w == 0:
-        return
-    _down_pass(feat, pad, out)
-    up = np.zeros(w, np.int32)
+def _excluded(y, x, exclude):
+    for i in range(exclude.shape[0]):
+        if exclude[i, 0] == y and exclude[i, 1] == x:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def row_pass(cols, pad, prune, exclude):
+    """The row pass of the exact squared distance transform, from column distances.
+
+    ``cols (h, w) int32``: per pixel, the distance down its column to the nearest zero at or
+    below it (0 on zeros, so the True pixels are ``cols > 0``), capped at ``_FAR``, the padding
+    counted when ``pad`` (pixels beyond the image are zeros). The distance up each column is
+    kept as the rows go; the exact envelope (:func:`_row_envelope`) runs per run of True pixels.
+
+    - ``prune=False``: ``cols`` becomes the squared distances (``SQ_INF`` where no zero can be
+      reached); returns ``(0, 0, 0)``.
+    - ``prune=True``: ``cols`` is left as it is; returns ``(max, y, x)``, the first maximum of
+      the squared distances in row-major order over pixels not in ``exclude`` (``(0, 0, 0)`` if
+      there is none above 0). Rows and runs whose bound (their largest column distance and, with
+      zeros at both ends, half their length) does not beat the best so far are skipped, and only
+      a strictly larger value replaces the best, so the first maximum is kept.
+
+    ``exclude``: ``(K, 2) int64`` pixels ``(y, x)`` of ``cols``' frame never taken as the
+    maximum (past clicks); read only when ``prune``.
+    """
+    h, w = cols.shape
+    # the distance up each column, one step above the first row: the padding, or none
+    up = np.full(w, 0 if pad else _FAR - 1, np.int32)
     g = np.zeros(w, np.int64)
     env = np.zeros((4, w + 2), np.int64)
-    first = 1 if pad else _FAR
+    scratch = np.zeros(w if prune else 0, np.int32)
+    best, by, bx = 0, 0, 0
     for y in range(h):
+        d = cols[y]
         top = 0
         for x in range(w):  # column distance: the nearer of the zeros above and below
-            u = np.int32(feat[y, x]) * (min(up[x] + 1, _FAR) if y > 0 else first)
+            u = np.int32(d[x] > 0) * min(up[x] + 1, _FAR)
             up[x] = u
-            g[x] = min(u, out[y, x])
+            g[x] = min(u, d[x])
             top = max(top, g[x])
-        if top == 0:
+        if top * top <= best:  # (best is 0 without prune: only rows without True pixels)
             continue
+        out_row = scratch if prune else d
         x = 0
         while x < w:
             if g[x] == 0:
                 x += 1
                 continue
-            a = x
+            a, top = x, 0
             while x < w and g[x] > 0:
+                top = max(top, g[x])
                 x += 1
-            _row_envelope(g, a, x - 1, a > 0 or pad, x < w or pad, env, out[y])
+            left, right = a > 0 or pad, x < w or pad
+            if prune:
+                bound = min(top, (x - a + 1) // 2) if left and right else top
+                if bound * bound <= best:
+                    continue
+            _row_envelope(g, a, x - 1, left, right, env, out_row)
+            if prune:
+                for c in range(a, x):
+                    if out_row[c] > best and not _excluded(y, c, exclude):
+                        best, by, bx = out_row[c], y, c
+    return best, by, bx
 
 
 @njit(cache=True, nogil=True)
-def _first_set(words, flat, reverse):
-    """Flat index of the first (last if ``reverse``) True byte of ``flat`` (``-1`` if none);
-    ``words`` is ``flat``'s head viewed as ``uint64``, so empty stretches cost a test per 8."""
-    nw, n = words.shape[0], flat.shape[0]
-    if not reverse:
-        for i in range(nw):
-            if words[i]:
-                for j in range(8 * i, 8 * i + 8):
-                    if flat[j]:
-                        return j
-        for j in range(8 * nw, n):
-            if flat[j]:
-                return j
-        return -1
-    for j in range(n - 1, 8 * nw - 1, -1):
-        if flat[j]:
-            return j
-    for i in range(nw - 1, -1, -1):
-        if words[i]:
-            for j in range(8 * i + 7, 8 * i - 1, -1):
-                if flat[j]:
-                    return j
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _mask_bbox(mask, words):
-    """``(y0, y1, x0, x1)`` half-open box of the True pixels of ``(H, W) bool``; ``y0 = -1`` if none."""
-    h, w = mask.shape
-    flat = mask.reshape(-1)
-    first = _first_set(words, flat, False)
-    if first < 0:
-        return -1, -1, -1, -1
-    y0, y1 = first // w, _first_set(words, flat, True) // w + 1
-    cols = np.zeros(w, np.uint8)
-    for y in range(y0, y1):  # OR of the box's rows: a vectorized pass
-        for x in range(w):
-            cols[x] |= np.uint8(mask[y, x])
-    x0, x1 = 0, w
-    while not cols[x0]:
-        x0 += 1
-    while not cols[x1 - 1]:
-        x1 -= 1
-    return y0, y1, x0, x1
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Half-open box ``(y0, y1, x0, x1)`` of the True pixels of ``(H, W) bool``; None if empty."""
-    mask = np.ascontiguousarray(mask, dtype=bool)
-    flat = mask.reshape(-1)
-    box = _mask_bbox(mask, flat[: flat.size // 8 * 8].view(np.uint64))
-    return None if box[0] < 0 else tuple(int(c) for c in box)
-
-
-def grow_box(box: tuple[int, int, int, int], margin: int, shape: tuple[int, int]):
-    """``box`` grown by ``margin`` pixels on every side, clipped to ``shape``."""
-    y0, y1, x0, x1 = box
-    return max(y0 - margin, 0), min(y1 + margin, shape[0]), max(x0 - margin, 0), min(x1 + margin, shape[1])
+def sq_distance_into(feat, pad, out):
+    """Exact squared distance from each True pixel of ``feat (h, w) bool`` to the nearest False
+    pixel (virtual False ring outside when ``pad``), into ``out (h, w) int32`` (``SQ_INF``
+    where no False pixel can be reached)."""
+    h, w = feat.shape
+    if h == 0 or w == 0:
+        return
+    column_pass(feat, pad, out)
+    row_pass(out, pad, False, np.zeros((0, 2), np.int64))
 
 
 def sq_distance_to_zero(mask: np.ndarray, pad_border: bool = False) -> np.ndarray:
@@ -187,7 +182,7 @@ def sq_distance_to_zero(mask: np.ndarray, pad_border: bool = False) -> np.ndarra
     False pixel can be reached."""
     feat = np.ascontiguousarray(mask, dtype=bool)
     out = np.empty(feat.shape, np.int32)
-    _sqdist(feat, pad_border, out)
+    sq_distance_into(feat, pad_border, out)
     return out
 
 
@@ -208,13 +203,13 @@ def sq_to_distance(sq: np.ndarray) -> np.ndarray:
 
 
 def distance_to_zero(mask: np.ndarray, pad_border: bool = False,
-                     bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
+                     bbox: Box | None = None) -> np.ndarray:
     """Euclidean distance from each True pixel of ``mask (H, W) bool`` to the nearest False pixel.
 
     Returns ``(H, W) float32``, 0 on False pixels (``scipy.ndimage.distance_transform_edt(mask)``
     when ``pad_border`` is False). ``pad_border=True``: pixels beyond the image count as False.
 
-    ``bbox=(y0, y1, x0, x1)``: a half-open box holding every True pixel (e.g. :func:`mask_bbox`);
+    ``bbox``: a ``Box`` holding every True pixel (e.g. ``geometry.box.mask_bbox``);
     the transform then runs on the box grown by one pixel only, which is exact: any pixel outside
     that ring is farther than the ring pixel obtained by clamping it to the ring.
     """
@@ -222,7 +217,7 @@ def distance_to_zero(mask: np.ndarray, pad_border: bool = False,
     if bbox is None:
         return sq_to_distance(sq_distance_to_zero(mask, pad_border))
     out = np.zeros(mask.shape, np.float32)
-    y0, y1, x0, x1 = grow_box(bbox, 1, mask.shape)
-    if y1 > y0 and x1 > x0:
-        out[y0:y1, x0:x1] = sq_to_distance(sq_distance_to_zero(mask[y0:y1, x0:x1], pad_border))
+    win = bbox.grow(1, mask.shape)
+    if not win.empty:
+        out[win.slices] = sq_to_distance(sq_distance_to_zero(mask[win.slices], pad_border))
     return out

@@ -1,4 +1,5 @@
-"""Throughput measurements that are part of the toolkit: JPEG decoders and the loader."""
+"""JPEG decoding speed: every available decoder on the shards' own JPEGs (``iis-pipe bench
+decode``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from iis_pipe.geometry.box import Box
+from iis_pipe.records import schema
 from iis_pipe.stream.reader import OpenFiles, read_members, scan
 from iis_pipe.stream.urls import expand_urls
-from pipelines.stream import StreamConfig, StreamLoader
 
 
 def shard_jpegs(shards, limit: int = 0) -> list[bytes]:
@@ -27,9 +29,9 @@ def shard_jpegs(shards, limit: int = 0) -> list[bytes]:
         warnings.warn(f"skipping the rest of shard {e}", stacklevel=2)
 
     for ref in scan(expand_urls(shards), on_error=warn):
-        if "jpg" in ref.members:
-            out.append(read_members(ref._replace(members={"jpg": ref.members["jpg"]}),
-                                    files)["jpg"])
+        if schema.JPG in ref.members:
+            out.append(read_members(ref._replace(members={schema.JPG: ref.members[schema.JPG]}),
+                                    files)[schema.JPG])
             if limit and len(out) >= limit:
                 break
     files.close()
@@ -64,7 +66,7 @@ def _decoders() -> dict[str, dict[str, Callable[[bytes], np.ndarray]]]:
         def window(b, reduce=1, part=1):  # centred, 1/part of the height and of the width
             h, w = simplejpeg.decode_jpeg_header(b)[:2]
             y0, x0 = h // 2 - h // (2 * part), w // 2 - w // (2 * part)
-            return images.decode_jpeg_window(b, (y0, y0 + h // part, x0, x0 + w // part),
+            return images.decode_jpeg_window(b, Box(y0, y0 + h // part, x0, x0 + w // part),
                                              reduce, fast=False)[0]
 
         out["iis window"] = {"full": window, "1/2": lambda b: window(b, 2),
@@ -118,41 +120,3 @@ def bench_decode(jpegs: list[bytes], repeats: int = 1, progress: bool = True
         dt = (time.perf_counter() - t0) / repeats
         results.append(DecodeResult(name, scale, len(jpegs) / dt, pixels / dt / 1e6))
     return results
-
-
-@dataclass
-class LoaderResult:
-    workers: int
-    samples: int
-    seconds: float
-    stages: dict[str, float]  # seconds per sample, measured in-process (workers == 0)
-
-    @property
-    def samples_per_s(self) -> float:
-        return self.samples / self.seconds
-
-
-def profile_loader(cfg: StreamConfig, workers: int, batches: int, progress: bool = True
-                   ) -> LoaderResult:
-    """Samples/s of ``batches`` batches after one warm-up batch per worker; ``workers == 0``
-    runs in this process and also times each stage (read, decode, region, augment, distances
-    (the stored maps under the click sampler's window), clicks, encode, collate)."""
-    loader = StreamLoader(cfg, num_workers=workers)
-    if workers == 0:
-        loader.dataset.times = {}
-    it = iter(loader)
-    for _ in range(max(workers, 1)):
-        next(it)
-    if workers == 0:
-        loader.dataset.times.clear()
-    n = 0
-    t0 = time.perf_counter()
-    for _ in tqdm(range(batches), disable=not progress, desc=f"loader, {workers} workers",
-                  unit="batch"):
-        try:
-            n += len(next(it)["keys"])
-        except StopIteration:
-            break
-    seconds = time.perf_counter() - t0
-    stages = {k: v / max(n, 1) for k, v in (loader.dataset.times or {}).items()}
-    return LoaderResult(workers, n, seconds, stages)

@@ -12,7 +12,6 @@ Shared by ``iis-pipe bench clicks`` and ``benchmarks/bench_clicks.py``. On DAVIS
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -32,21 +31,6 @@ class ClickBenchParams:
     batch: int = 8         # encoder batch size B
     points: int = 24       # N, clicks per side
     seed: int = 0
-
-
-def default_data_root() -> Path:
-    return Path(os.environ.get("IIS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def pin_one_core() -> None:
-    """Run on one core with one library thread (affinity, OpenCV, torch)."""
-    import cv2
-    import torch
-
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 def load_davis(davis: Path, count: int) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
@@ -94,7 +78,7 @@ def bench_robot(frames, clicks: int, seed: int) -> dict:
 
 
 def bench_sampler(frames, samples: int, points: int, seed: int) -> dict:
-    from iis_pipe.clicking.edt import distance_to_zero
+    from iis_pipe.geometry.distance import distance_to_zero
     from iis_pipe.clicking.reference import sample_clicks_reference
     from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
     from iis_pipe.regions.select import choose_regions

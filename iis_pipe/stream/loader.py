@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from iis_pipe.shards.index import MANIFEST_FILE
 from iis_pipe.stream.augment import AugmentConfig
 from iis_pipe.stream.collate import batch_buffers, collate, slots
 from iis_pipe.stream.order import epoch_sequence, sample_generators
-from iis_pipe.stream.reader import OpenFiles, read_members, scan
+from iis_pipe.stream.reader import OpenFiles, RecordRef, read_members, scan
 from iis_pipe.stream.sample import (ExpandBeyondRecords, MapsConfig, SampleConfig, TargetConfig,
                                     Timer, check_expand, make_sample)
 from iis_pipe.stream.urls import expand_urls
@@ -95,23 +95,6 @@ def stream_config(shards, **knobs) -> StreamConfig:
     return StreamConfig(shards=shards, sample=sample, **top)
 
 
-def ritm_cocolvis_hrnet18(shards, **overrides) -> StreamConfig:
-    """RITM's COCO+LVIS HRNet-18 training data recipe (models/iter_mask/
-    cocolvis_hrnet18s_itermask.py): crop 320x480, resize 0.75-1.40, flip, brightness/contrast
-    (-0.25..0.25, -0.15..0.4, p 0.75), RGB shift 10 (p 0.75), 24 points per side with gamma 0.8,
-    merges of up to 2 objects with p 0.15, objects of at least 1000 px, 5% background samples,
-    padding counted as background,
-    batch 28, 30000 samples per epoch drawn with replacement. Images come as uint8 and targets
-    as int8: move them to the device first, then convert (a quarter of the bytes to copy, and
-    to pass from DataLoader workers through shared memory)."""
-    knobs = dict(batch_size=28, resampled=True, samples_per_epoch=30000, crop_size=(320, 480),
-                 scale_range=(0.75, 1.40), max_num_points=24, prob_gamma=0.80,
-                 merge_prob=0.15, max_merged=2, min_object_area=1000, background_prob=0.05,
-                 pad_ignore=False, image_dtype="uint8", target_dtype="int8")
-    knobs.update(overrides)
-    return stream_config(shards, **knobs)
-
-
 def _rank_world(cfg: StreamConfig) -> tuple[int, int]:
     if cfg.rank is not None:
         return cfg.rank, cfg.world_size or 1
@@ -175,9 +158,9 @@ class ShardStream(IterableDataset):
 
     def batches(self, rank: int, world: int, worker: int, workers: int
                 ) -> Iterator[dict[str, Any]]:
+        """This reader's batches: the epoch's records with their positions, this rank's share,
+        this worker's batches, each decoded into one batch (the stages below)."""
         cfg = self.cfg
-        bsz, k0 = cfg.batch_size, self.start_batch
-        limit = self._limit(world)
         scan_errors: list[tuple[str, str, str]] = []
 
         def on_error(e: BadInput) -> None:
@@ -190,51 +173,42 @@ class ShardStream(IterableDataset):
         seq = epoch_sequence(self.urls, cfg.seed, self.epoch, shuffle_shards=cfg.shuffle_shards,
                              buffer=cfg.shuffle_buffer, resampled=cfg.resampled,
                              on_error=on_error)
+        mine = worker_share(rank_share(positions(seq, cfg), rank, world, self._limit(world)),
+                            cfg.batch_size, self.start_batch, worker, workers)
         generator = sample_generators(cfg.seed, self.epoch)
         files = OpenFiles()
-        samples: list[dict[str, Any]] = []
-        errors: list[tuple[str, str, str]] = []
-        current = None
-        buffers = None  # the batch's tensors, which samples are written into
         try:
-            for p, ref in enumerate(seq):
-                if cfg.resampled and p >= cfg.samples_per_epoch:
-                    break
-                if p % world != rank:
-                    continue
-                i = p // world
-                if limit is not None and i >= limit:
-                    break
-                k = i // bsz
-                if k < k0 or (k - k0) % workers != worker:
-                    continue
-                current = k
-                rng = generator(p)
-                if buffers is None:
-                    buffers = batch_buffers(bsz, cfg.sample.augment.crop_size, cfg.image_dtype,
-                                            cfg.target_dtype)
-                    outs = slots(buffers)
-                try:
-                    t = Timer(self.times)
-                    members = read_members(ref, files)
-                    t.lap("read")
-                    samples.append(make_sample(members, cfg.sample, rng, self.times,
-                                               out=outs[len(samples)] if outs else None))
-                except ExpandBeyondRecords as e:  # a setting to change: no record is good
-                    raise ExpandBeyondRecords(f"{ref.url}, {e}") from None
-                except Exception as e:  # a bad record is counted, not fatal (unless strict)
-                    if cfg.strict:
-                        raise BadInput(ref.url, f"record {ref.key!r}: {e}", ref.key) from e
-                    warnings.warn(f"skipping record {ref.key!r} of {ref.url}: {e}", stacklevel=2)
-                    errors.append((ref.url, ref.key, f"{type(e).__name__}: {e}"))
-                if i % bsz == bsz - 1:
-                    yield self._batch(k, samples, errors + _take(scan_errors), buffers)
-                    samples, errors, current, buffers = [], [], None, None
-            if current is not None and (samples or errors) and not (
-                    cfg.drop_last and len(samples) < bsz):
-                yield self._batch(current, samples, errors + _take(scan_errors), buffers)
+            for k, group in batch_groups(mine, cfg.batch_size, cfg.drop_last):
+                samples, errors, buffers = self._decode(group, generator, files)
+                yield self._batch(k, samples, errors + _take(scan_errors), buffers)
         finally:
             files.close()
+
+    def _decode(self, group: list[tuple[int, RecordRef]], generator, files: OpenFiles):
+        """The samples of one batch's ``(position, ref)`` pairs, written into the batch's
+        tensors, and the records that failed (counted, not fatal, unless strict)."""
+        cfg = self.cfg
+        buffers = batch_buffers(cfg.batch_size, cfg.sample.augment.crop_size, cfg.image_dtype,
+                                cfg.target_dtype)
+        outs = slots(buffers)
+        samples: list[dict[str, Any]] = []
+        errors: list[tuple[str, str, str]] = []
+        for p, ref in group:
+            rng = generator(p)
+            try:
+                t = Timer(self.times)
+                members = read_members(ref, files)
+                t.lap("read")
+                samples.append(make_sample(members, cfg.sample, rng, self.times,
+                                           out=outs[len(samples)] if outs else None))
+            except ExpandBeyondRecords as e:  # a setting to change: no record is good
+                raise ExpandBeyondRecords(f"{ref.url}, {e}") from None
+            except Exception as e:  # a bad record is counted, not fatal (unless strict)
+                if cfg.strict:
+                    raise BadInput(ref.url, f"record {ref.key!r}: {e}", ref.key) from e
+                warnings.warn(f"skipping record {ref.key!r} of {ref.url}: {e}", stacklevel=2)
+                errors.append((ref.url, ref.key, f"{type(e).__name__}: {e}"))
+        return samples, errors, buffers
 
     def _batch(self, k: int, samples, errors, buffers) -> dict[str, Any]:
         t = Timer(self.times)
@@ -243,6 +217,57 @@ class ShardStream(IterableDataset):
         t.lap("collate")
         batch.update(epoch=self.epoch, batch=k, errors=errors)
         return batch
+
+
+# The reader's stages, each a generator over the one before (webdataset's style).
+
+def positions(refs: Iterable[RecordRef], cfg: StreamConfig) -> Iterator[tuple[int, RecordRef]]:
+    """``(p, ref)``: the epoch's records with their positions; a resampled epoch ends at
+    ``samples_per_epoch``."""
+    for p, ref in enumerate(refs):
+        if cfg.resampled and p >= cfg.samples_per_epoch:
+            return
+        yield p, ref
+
+
+def rank_share(items: Iterable[tuple[int, RecordRef]], rank: int, world: int,
+               limit: int | None) -> Iterator[tuple[int, int, RecordRef]]:
+    """``(p, i, ref)`` of this rank: positions with ``p % world == rank``, ``i = p // world``
+    its rank-local index; the share ends at ``i == limit`` (when not None)."""
+    for p, ref in items:
+        if p % world != rank:
+            continue
+        i = p // world
+        if limit is not None and i >= limit:
+            return
+        yield p, i, ref
+
+
+def worker_share(items: Iterable[tuple[int, int, RecordRef]], batch_size: int, start_batch: int,
+                 worker: int, workers: int) -> Iterator[tuple[int, int, int, RecordRef]]:
+    """``(k, p, i, ref)`` of this worker: batch ``k = i // batch_size`` from ``start_batch`` on
+    belongs to worker ``(k - start_batch) % workers``."""
+    for p, i, ref in items:
+        k = i // batch_size
+        if k < start_batch or (k - start_batch) % workers != worker:
+            continue
+        yield k, p, i, ref
+
+
+def batch_groups(items: Iterable[tuple[int, int, int, RecordRef]], batch_size: int,
+                 drop_last: bool) -> Iterator[tuple[int, list[tuple[int, RecordRef]]]]:
+    """``(k, [(p, ref), ...])`` per batch, as soon as its last index arrives (no look-ahead, so
+    the scan, and the shard errors it reports, keep step with the batches); the epoch's short
+    last batch too unless ``drop_last``."""
+    group: list[tuple[int, RecordRef]] = []
+    k = None
+    for k, p, i, ref in items:
+        group.append((p, ref))
+        if i % batch_size == batch_size - 1:
+            yield k, group
+            group = []
+    if group and not drop_last:
+        yield k, group
 
 
 def _take(items: list) -> list:
