@@ -156,7 +156,8 @@ def davis(davis_dir: Path) -> None:
     print(f"  {'sum':<27}{sum(v for v in steps.values() if v == v):8.2f}"
           f"   (end to end: {1000 / ips:.2f})")
     print(f"stored distances, whole maps per image: load {ms(load_dt):.2f} ms  vs exact scipy "
-          f"{ms(exact_scipy):.2f} ms ({statistics.fmean(exact_scipy) / statistics.fmean(load_dt):.1f}x)"
+          f"{ms(exact_scipy):.2f} ms "
+          f"({statistics.fmean(exact_scipy) / statistics.fmean(load_dt):.1f}x)"
           f"  vs exact numba EDT {ms(exact_cv):.2f} ms "
           f"({statistics.fmean(exact_cv) / statistics.fmean(load_dt):.1f}x)")
     print(f"per sample (one region, its band window): stored {per_sample[0]:.3f} ms vs exact "
