@@ -39,6 +39,10 @@ def _fail(e: Exception) -> click.ClickException:
               show_default=True, help="Stored distance quantum in pixels (error <= step/2).")
 @click.option("--dt-clip", type=click.IntRange(1, 255), default=255, show_default=True,
               help="Stored distances saturate at clip * step pixels.")
+@click.option("--dt-expand", type=click.FloatRange(min=0), default=0.25, show_default=True,
+              help="Largest expand_ratio of the training sampler's border band the stored "
+                   "distances serve (outside distances kept to about this times sqrt(area) "
+                   "per region); a stream asking for more is refused.")
 @click.option("--jpeg-restarts", type=click.IntRange(min=0), default=0, show_default=True,
               help="0 stores JPEG bytes untouched. N re-codes them without loss (same pixels) "
                    "with a restart marker every N MCUs, so training decodes only a crop's part "
@@ -51,7 +55,8 @@ def _fail(e: Exception) -> click.ClickException:
 @click.option("--strict", is_flag=True, help="Stop at the first bad input instead of recording it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_components,
-            min_area, dt_step, dt_clip, jpeg_restarts, max_side, resume, overwrite, strict, quiet):
+            min_area, dt_step, dt_clip, dt_expand, jpeg_restarts, max_side, resume, overwrite,
+            strict, quiet):
     """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
     webdataset shards of region records with a parquet index."""
     from iis_pipe.pipelines.prepare import PrepareError, RecordParams, prepare as run
@@ -66,8 +71,8 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
         except ValueError as e:
             raise click.ClickException(f"{e}; name the layout with --format") from None
     params = RecordParams(split_components=split_components, min_area=min_area,
-                          dt_step=dt_step, dt_clip=dt_clip, jpeg_restarts=jpeg_restarts,
-                          max_side=max_side or 0)
+                          dt_step=dt_step, dt_clip=dt_clip, dt_expand=dt_expand,
+                          jpeg_restarts=jpeg_restarts, max_side=max_side or 0)
     try:
         res = run(source, out, format=fmt, params=params,
                   source_options=parse_options(opts, collect_repeats=True), workers=workers, shard_size=shard_size,

@@ -41,6 +41,10 @@ class RecordParams:
     min_area: int = 1
     dt_step: float = 1.0
     dt_clip: int = 255
+    # the largest expand_ratio of the click sampler's border band the maps serve: outside
+    # levels are kept to about dt_expand * sqrt(area) per region (distances.reach); a stream
+    # asking for more is refused
+    dt_expand: float = schema.DEFAULT_EXPAND
     # 0: JPEG bytes stored untouched. N: re-coded without loss (the same pixels) with a restart
     # marker every N MCUs, so the training stream decodes only a crop's segments (4 is good)
     jpeg_restarts: int = 0
@@ -111,7 +115,7 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
                 pass  # one libjpeg-turbo cannot re-code stays as it is: only slower to crop
         members = schema.encode_record(sample.key, image_bytes, sample.image_ext,
                                        sample.size, masks, meta, sample.ignore, info,
-                                       params.coding)
+                                       params.coding, params.dt_expand)
         t3 = time.perf_counter()
     except BadInput as e:
         return {"key": e.key or item.key, "file": e.file, "reason": e.reason}
@@ -265,7 +269,9 @@ def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, second
         member_bytes.update(r["member_bytes"])
     byte_sums = {"image": sum(member_bytes[s] for s in schema.IMAGE_SUFFIXES),
                  "regions": member_bytes[schema.RUNS], "ignore": member_bytes[schema.IGNORE],
-                 "dt": member_bytes[schema.DT], "meta": member_bytes[schema.META]}
+                 "dt": member_bytes[schema.DT],
+                 "meta": member_bytes[schema.META] + member_bytes[schema.TABLE]
+                 + member_bytes[schema.REGION_META]}
     byte_sums["total"] = sum(byte_sums.values())
     reasons = Counter(_reason_kind(r["reason"]) for r in rejects)
     shards = [{"shard": p["shard"], "records": len(p["records"]), "bytes": p["bytes"]}
