@@ -207,7 +207,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
                   coding: distances.DistanceCoding, expand: float = DEFAULT_EXPAND
                   ) -> dict[str, bytes]:
     """Members of one record (suffix -> bytes). ``region_masks``: ``(R, H, W) bool`` with
-    R >= 1, or R ``masks.BoxMask``s; ``region_meta``: R dicts with ``area`` and ``bbox``
+    R >= 1, or R ``geometry.box.BoxMask``s; ``region_meta``: R dicts with ``area`` and ``bbox``
     ``(x, y, w, h)`` and the source's metadata; ``info`` carries ``source``, ``split``,
     ``image_file``, ``mask_files``, ``dropped``. ``expand``: the largest ``expand_ratio`` the
     distance maps serve (``distances.reach``)."""
