@@ -394,29 +394,49 @@ def _polygon(p) -> bool:
 def rle_string_counts(s: str) -> np.ndarray:
     """Run lengths ``(N,) int64`` of a compressed COCO RLE string, as pycocotools' ``rleFrString``
     reads them: 6-bit chars from ``"0"``, 5 value bits each (least significant first, bit 5 says
-    another char follows), sign-extended, every run after the second a delta on the run two
-    before. Vectorised: SA-1B's hundred masks per image would cost a Python loop 0.1 s."""
+    another char follows), sign-extended, every run from the fourth on a delta on the run two
+    before. A numba loop: SA-1B's and a dense set's hundred masks per image would cost numpy's
+    vectorised form (a dozen passes over small arrays) 2.6 ms an image, a Python loop 0.1 s."""
     try:
-        c = np.frombuffer(s.encode("ascii"), np.uint8).astype(np.int64) - 48
+        c = np.frombuffer(s.encode("ascii"), np.uint8)
     except UnicodeEncodeError:
         raise ValueError("invalid compressed RLE character (not ASCII)") from None
-    if not c.size:
-        return c
-    bad = np.flatnonzero((c < 0) | (c >= 64))
-    if bad.size:
-        raise ValueError(f"invalid compressed RLE character {s[bad[0]]!r}")
-    last = (c & 0x20) == 0  # the last char of a number
-    if not last[-1]:
+    out = np.empty(c.size, np.int64)
+    n, error, at = _string_runs(c, out)
+    if error == 1:
+        raise ValueError(f"invalid compressed RLE character {s[at]!r}")
+    if error == 2:
         raise ValueError("compressed RLE ends inside a number")
-    ends = np.flatnonzero(last)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    lengths = ends - starts + 1
-    if lengths.max() > 7:  # 35 bits: more than any image's pixel count
+    if error == 3:  # 35 bits: more than any image's pixel count
         raise ValueError("compressed RLE number of more than 7 characters")
-    shift = 5 * (np.arange(c.size) - np.repeat(starts, lengths))
-    values = np.add.reduceat((c & 0x1F) << shift, starts)
-    values -= ((c[ends] & 0x10) != 0).astype(np.int64) << (5 * lengths)  # sign extension
-    counts = values.copy()
-    counts[1::2] = np.cumsum(values[1::2])  # run i > 2 adds run i - 2: two running sums
-    counts[2::2] = np.cumsum(values[2::2])
-    return counts
+    return out[:n]
+
+
+@njit(cache=True, nogil=True)
+def _string_runs(c, out):
+    """Runs of the chars ``c`` into ``out``: ``(count, error, char index)``, error 0 (none),
+    1 (a char outside ``"0"``..``"o"``), 2 (the last char continues a number) or 3 (a number
+    of more than 7 chars), checked in that order over the whole string."""
+    for i in range(c.size):
+        if c[i] < 48 or c[i] >= 112:
+            return 0, 1, i
+    if c.size and (c[c.size - 1] - 48) & 0x20:
+        return 0, 2, c.size - 1
+    n, i = 0, 0
+    while i < c.size:
+        x, k, more = np.int64(0), 0, True
+        while more:
+            if k == 7:
+                return n, 3, i
+            v = np.int64(c[i] - 48)
+            x |= (v & 0x1F) << (5 * k)
+            more = (v & 0x20) != 0
+            i += 1
+            k += 1
+            if not more and v & 0x10:
+                x -= np.int64(1) << (5 * k)  # sign extension
+        if n > 2:
+            x += out[n - 2]
+        out[n] = x
+        n += 1
+    return n, 0, 0
