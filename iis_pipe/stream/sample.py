@@ -184,20 +184,22 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     image_ext = schema.image_member(members)
     image_bytes = members[image_ext] if image_ext == schema.JPG else None
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
-    timer.lap("decode")
+    timer.lap("masks")
     p, labelled, masks, target_mask = _fit_crop(
         lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), regions, chosen,
         shape, scaled, flip, cfg, reduce, meta["layers"], rng)
-    other = labelled & ~target_mask  # the image's other objects: labelled, not the target
-    timer.lap("augment")
+    timer.lap("fit")
 
     if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
         img, origin = decode_jpeg_window(image_bytes, p.window, reduce, cfg.fast_decode)
     else:
         img, origin = decode_image(members[image_ext], image_ext), (0, 0)
     timer.lap("decode")
-    image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce, offset=origin),
-                            cfg.augment, rng, out=out.get("image"))
+    block = aug.apply(img, p, linear=True, reduce=reduce, offset=origin)
+    timer.lap("resize")
+    image = aug.photometric(block, cfg.augment, rng, out=out.get("image"))
+    timer.lap("photometric")
+    other = labelled & ~target_mask  # the image's other objects: labelled, not the target
     pad_ignore = cfg.target.pad_ignore
     if ignore_full is not None and ignore_full.any():
         ignore = nearest.resample_box(ignore_full.view(np.uint8), (0, 0), p,
@@ -207,7 +209,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         ignore = aug.padding_mask(p)
     else:  # None, not all False: the click sampler then tests no pixel for it
         ignore = None
-    timer.lap("augment")
+    timer.lap("masks")
     if chosen:
         def levels(box):  # the sampler asks for the stored maps where it reads them
             timer.lap("clicks")
@@ -229,6 +231,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     else:
         target = np.subtract((target_mask & ~ignore).view(np.int8), ignore.view(np.int8),
                              out=target)
+    timer.lap("masks")
     sample = {"key": meta["key"], "image": image, "target": target, "clicks": clicks,
               "regions": chosen, "transform": p.matrix().astype(np.float32)}
     if cfg.maps.mode is not None:
