@@ -178,10 +178,13 @@ def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
             lr = runs.LayerRuns(found, runs.row_starts(found, n_layers * (b - a), w), a, b - a, w)
             chosen = rng.choice(len(slots), size=int(rng.integers(0, 3)), replace=False)
             want_slots = [slots[i] for i in chosen]
-            got_m, got_l = warp_labels(lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2))
+            got_m, got_t, got_o, visible = warp_labels(
+                lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2))
             want_m, want_l = _warp_reference(part, a, p, want_slots)
             np.testing.assert_array_equal(got_m, want_m)
-            np.testing.assert_array_equal(got_l, want_l)
+            np.testing.assert_array_equal(got_t, want_m.any(0))
+            np.testing.assert_array_equal(got_o, want_l & ~want_m.any(0))
+            assert visible == np.count_nonzero(want_m.any(0))
             if opencv5:  # and what resizing each layer with OpenCV gives
                 for (layer, label), got in zip(want_slots, got_m):
                     resized = apply(layers[layer], p, linear=False)

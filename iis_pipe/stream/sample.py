@@ -113,8 +113,8 @@ def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> 
 def _fit_crop(layer_runs, regions: list[schema.RegionMeta], chosen: list[int], shape, scaled, flip,
               cfg: SampleConfig, reduce: int, n_layers: int, rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
-    pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
-    bool, their union (Hc, Wc) bool)``. ``layer_runs(y0, y1)``: the label layers'
+    pixels; else the best try): ``(plan, target masks (M, Hc, Wc) bool, their union (Hc, Wc)
+    bool, the other objects (Hc, Wc) bool)``. ``layer_runs(y0, y1)``: the label layers'
     ``LayerRuns`` holding rows [y0, y1)."""
     crop = cfg.augment.crop_size
     slots = np.array([[regions[i]["layer"], regions[i]["label_id"]] for i in chosen],
@@ -133,11 +133,9 @@ def _fit_crop(layer_runs, regions: list[schema.RegionMeta], chosen: list[int], s
         y0, y1 = p.window[:2]
         if found is None or not found.holds(y0, y1, shape[0]):
             found = layer_runs(y0, y1)  # version 4: all rows; older: those under the window
-        masks, labelled = nearest.warp_labels(found, n_layers, p, slots)
-        target = masks[0] if len(chosen) == 1 else masks.any(0)
-        visible = int(np.count_nonzero(target))
+        masks, target, other, visible = nearest.warp_labels(found, n_layers, p, slots)
         if best is None or visible > best[0]:
-            best = (visible, p, labelled, masks, target)
+            best = (visible, p, masks, target, other)
         if not chosen or visible >= max(cfg.target.min_object_area, 1):
             break
     return best[1:]
@@ -185,7 +183,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     image_bytes = members[image_ext] if image_ext == schema.JPG else None
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("masks")
-    p, labelled, masks, target_mask = _fit_crop(
+    p, masks, target_mask, other = _fit_crop(
         lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), regions, chosen,
         shape, scaled, flip, cfg, reduce, meta["layers"], rng)
     timer.lap("fit")
@@ -199,7 +197,6 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     timer.lap("resize")
     image = aug.photometric(block, cfg.augment, rng, out=out.get("image"))
     timer.lap("photometric")
-    other = labelled & ~target_mask  # the image's other objects: labelled, not the target
     pad_ignore = cfg.target.pad_ignore
     if ignore_full is not None and ignore_full.any():
         ignore = nearest.resample_box(ignore_full.view(np.uint8), (0, 0), p,
