@@ -38,7 +38,7 @@ def nearest_map(n, m):
 
 
 @njit(cache=True, nogil=True)
-def _warp(runs, starts, first, n_rows, n_layers, y0, y1, x0, x1, h, w, flip, py, px, slots,
+def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, py, px, slots,
           masks, target, merged, other):
     rows = nearest_map(y1 - y0, h) + y0
     cols = nearest_map(x1 - x0, w) + x0
@@ -60,7 +60,9 @@ def _warp(runs, starts, first, n_rows, n_layers, y0, y1, x0, x1, h, w, flip, py,
         if r < 0 or r >= n_rows:  # outside the image (or the rows at hand): label 0
             continue
         labelled[:] = 0
-        for layer in range(n_layers):
+        for li in range(scan.size):
+            layer = scan[li]
+            marks = union < 0 or layer == union
             a = 0
             for k in range(starts[layer * n_rows + r], starts[layer * n_rows + r + 1]):
                 b = np.int64(runs[k, 0])
@@ -70,7 +72,8 @@ def _warp(runs, starts, first, n_rows, n_layers, y0, y1, x0, x1, h, w, flip, py,
                     hi = np.searchsorted(cols, b)
                     if flip:
                         lo, hi = w - hi, w - lo
-                    labelled[lo:hi] = 1
+                    if marks:
+                        labelled[lo:hi] = 1
                     for m in range(slots.shape[0]):
                         if slots[m, 0] == layer and slots[m, 1] == label:
                             masks[m, y, px + lo:px + hi] = 1
@@ -93,20 +96,25 @@ def _warp(runs, starts, first, n_rows, n_layers, y0, y1, x0, x1, h, w, flip, py,
     return visible
 
 
-def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray
+def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray, union: int = -1
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The crop of plan ``p`` from label runs holding the window's rows: ``(masks (M, Hc, Wc)
     bool, target (Hc, Wc) bool, other (Hc, Wc) bool, visible)``: ``masks[m]`` where layer
     ``slots[m, 0]`` holds label ``slots[m, 1]`` (``slots (M, 2) int64``), ``target`` their
-    union (``masks[0]`` itself when M is 1), ``other`` where any layer holds a label off the
-    target, ``visible`` the target's pixel count. One pass: no numpy pass over the crop after."""
+    union (``masks[0]`` itself when M is 1), ``other`` where any of the ``n_layers`` layers
+    holds a label off the target, ``visible`` the target's pixel count: one pass, no numpy
+    pass over the crop after. ``union``: the index of a layer labelled wherever any other is
+    (schema 5 stores one when regions take several layers): then only it and the targets'
+    layers are read (a dense record's 15 layers cost what 2 do)."""
     masks = np.zeros((len(slots), *p.crop), bool)
     merged = len(slots) != 1
     target = np.zeros(p.crop, bool) if merged else masks[0]
     other = np.zeros(p.crop, bool)
-    visible = _warp(lr.runs, lr.starts, lr.first, lr.rows, n_layers, *p.window, *p.size, p.flip,
-                    *p.paste, slots, masks.view(np.uint8), target.view(np.uint8), merged,
-                    other.view(np.uint8))
+    scan = np.arange(n_layers, dtype=np.int64) if union < 0 else \
+        np.unique(np.append(np.asarray(slots, np.int64)[:, 0], union))
+    visible = _warp(lr.runs, lr.starts, lr.first, lr.rows, scan, union, *p.window, *p.size,
+                    p.flip, *p.paste, slots, masks.view(np.uint8), target.view(np.uint8),
+                    merged, other.view(np.uint8))
     return masks, target, other, int(visible)
 
 
