@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from iis_pipe import images, sources
-from iis_pipe.errors import BadInput
+from iis_pipe.errors import BadInput, IISError
 from iis_pipe.records import schema
 from iis_pipe.records.distances import DistanceCoding
 from iis_pipe.regions.candidates import region_candidates
@@ -68,7 +68,7 @@ class PrepareResult:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
-class PrepareError(RuntimeError):
+class PrepareError(IISError, RuntimeError):
     """A run that cannot start or go on; the message says why and what to do."""
 
 

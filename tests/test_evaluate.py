@@ -168,7 +168,7 @@ def test_make_predictor_errors(tmp_path):
         make_predictor("nope")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         make_predictor(str(tmp_path / "missing.pt"))
-    with pytest.raises(ValueError, match="no option \\['sise'\\]"):
+    with pytest.raises(ValueError, match="no such option \\[.sise.\\]"):
         make_predictor("grabcut", sise=100)
 
 
