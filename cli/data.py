@@ -98,6 +98,11 @@ def inspect(root, as_json):
         info = run(root)
     except FileNotFoundError as e:
         raise _fail(e) from None
+    for what in ("missing", "extra"):
+        if info[f"{what}_shards"]:
+            click.echo(f"WARNING {root}: {len(info[f'{what}_shards'])} shard(s) "
+                       f"{'listed in the manifest are missing' if what == 'missing' else 'not in the manifest'}: "
+                       f"{', '.join(info[f'{what}_shards'])} (run `iis-pipe verify`)", err=True)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from iis_pipe import sources
+from iis_pipe import outdir, sources
 from iis_pipe.clicking import Click, standard
 from iis_pipe.errors import BadInput
 from iis_pipe.images import decode_image
@@ -217,9 +217,7 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     except BadInput as e:
         return [_row(job.dataset, e.key or "", -1, e.file, error=e.reason)]
     except Exception as e:  # an input no reader foresaw must not end the run
-        key, file = ((job.payload[1].key, next(iter(job.payload[1].files.values()), ""))
-                     if job.kind == "item" else (job.payload[1], job.payload[0]))
-        return [_row(job.dataset, key, -1, file, error=f"unexpected {type(e).__name__}: {e}")]
+        return _job_failure(job, e)
     union = protocol.objects == "union" and len(regions)
     objects = regions.any(0, keepdims=True) if union else regions
     predictor = _predictor(spec, options, single_thread)
@@ -235,6 +233,19 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     if not rows:
         rows.append(_row(job.dataset, key, -1, file, error="no object in the record"))
     return rows
+
+
+def _job_failure(job: _Job, e: BaseException) -> list[dict[str, Any]]:
+    """The FAILED row of a job that raised (in a worker, or on its way to or from one)."""
+    if isinstance(e, BadInput):
+        return [_row(job.dataset, e.key or "", -1, e.file, error=e.reason)]
+    if job.kind == "item":
+        key, file = job.payload[1].key, next(iter(job.payload[1].files.values()), "")
+    elif job.kind == "record":
+        key, file = job.payload[1], job.payload[0]
+    else:
+        key, file = job.payload.key or "", job.payload.file
+    return [_row(job.dataset, key, -1, str(file), error=f"unexpected {type(e).__name__}: {e}")]
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -283,6 +294,13 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     previous = [read_summary(p) for p in plot_with]
     out = Path(out)
     workers = default_workers() if workers is None else workers
+    with outdir.locked(out):  # one run at a time writes the folder
+        return _run(plans, previous, out, predictor, options, format, source_options,
+                    protocol, limit, workers, name, progress)
+
+
+def _run(plans, previous, out: Path, predictor, options, format, source_options, protocol,
+         limit, workers, name, progress) -> EvalResult:
     all_rows: list[dict[str, Any]] = []
     summaries = []
     with make_executor(workers) as ex:
@@ -292,7 +310,8 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
             tasks = ((j, predictor, options, protocol, workers > 1) for j in jobs)
             with tqdm(total=total, disable=not progress, unit="img",
                       desc=f"evaluate {dataset}") as bar:
-                for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1)):
+                for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1),
+                                       on_error=lambda task, e: _job_failure(task[0], e)):
                     rows.extend(res)
                     bar.update()
             summaries.append({"dataset": dataset, "source": str(src),

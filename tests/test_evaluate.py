@@ -180,7 +180,7 @@ def test_cli_messages_and_outputs(grabcut_dir, tmp_path):
         (["-p", str(tmp_path / "missing.pt")], "checkpoint not found"),
         (["-p", str(bad)], "corrupt.pt: not a readable torch checkpoint"),
         (["-p", "nope"], "unknown predictor 'nope'"),
-        (["-P", "colour=1"], "no option ['colour']"),
+        (["-P", "colour=1"], "no such option ['colour']"),
     ]:
         res = runner.invoke(main, ["evaluate", str(grabcut_dir), "-o", str(tmp_path / "x"), *args])
         assert res.exit_code == 1 and message in res.output, res.output
