@@ -90,7 +90,10 @@ class PartWriter:
     def abort(self) -> None:
         """Drop the open part (used on errors; finished parts stay for ``--resume``)."""
         if self._tar is not None:
-            self._tar.close()
+            try:
+                self._tar.close()
+            except OSError:  # the part is dropped anyway (a full disk fails its flush too)
+                pass
             self._tar = None
         atomic.temp_path(self._shard).unlink(missing_ok=True)
         self._reset()
