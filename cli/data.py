@@ -98,11 +98,11 @@ def inspect(root, as_json):
         info = run(root)
     except FileNotFoundError as e:
         raise _fail(e) from None
-    for what in ("missing", "extra"):
-        if info[f"{what}_shards"]:
-            click.echo(f"WARNING {root}: {len(info[f'{what}_shards'])} shard(s) "
-                       f"{'listed in the manifest are missing' if what == 'missing' else 'not in the manifest'}: "
-                       f"{', '.join(info[f'{what}_shards'])} (run `iis-pipe verify`)", err=True)
+    for key, what in (("missing_shards", "listed in the manifest are missing"),
+                      ("extra_shards", "not in the manifest")):
+        if info[key]:
+            click.echo(f"WARNING {root}: {len(info[key])} shard(s) {what}: "
+                       f"{', '.join(info[key])} (run `iis-pipe verify`)", err=True)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -87,7 +87,8 @@ def folder_faults(root: Path, manifest: dict) -> list[tuple[str, str, str]]:
     parts = root / PARTS_DIR
     if parts.is_dir():
         sidecar = f"{schema.SHARD_PREFIX}-[0-9][0-9][0-9][0-9][0-9][0-9].json"
-        faults += [(f"{PARTS_DIR}/{p.name}", "", "not a part of the run") for p in outdir.entries(parts)
+        faults += [(f"{PARTS_DIR}/{p.name}", "", "not a part of the run")
+                   for p in outdir.entries(parts)
                    if p.name != RUN_FILE and not fnmatch.fnmatch(p.name, sidecar)]
     if not (root / idx.REJECTS_FILE).is_file():
         faults.append((idx.REJECTS_FILE, "", "missing (the manifest counts "

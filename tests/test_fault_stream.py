@@ -65,7 +65,8 @@ def _epoch(shard, resampled, workers):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers", [0, 1])
 @pytest.mark.parametrize("resampled", [False, True])
-@pytest.mark.parametrize("kind", ["empty tar", "not a tar", "unrelated files", "every record corrupt"])
+@pytest.mark.parametrize("kind", ["empty tar", "not a tar", "unrelated files",
+                                  "every record corrupt"])
 def test_epoch_without_samples_raises_naming_the_shards(kind, resampled, workers, toy, tmp_path):
     shard = _shards(kind, toy, tmp_path)
     with pytest.raises(EmptyEpoch) as info:

@@ -70,7 +70,9 @@ def _read_table(path: Path, schema: pa.Schema, root: str | Path) -> pa.Table:
 
 def read_rejects(root: str | Path) -> pa.Table:
     path = Path(root) / REJECTS_FILE
-    return _read_table(path, REJECTS_SCHEMA, root) if path.is_file() else REJECTS_SCHEMA.empty_table()
+    if not path.is_file():
+        return REJECTS_SCHEMA.empty_table()
+    return _read_table(path, REJECTS_SCHEMA, root)
 
 
 def write_json(obj: Any, path: Path) -> None:
