@@ -39,6 +39,9 @@ class BadInput(IISError):
         self.reason = reason
         self.key = key
 
+    def __reduce__(self):  # travels to and from worker processes whole (scan rejects do)
+        return type(self), (self.file, self.reason, self.key)
+
 
 class FormatError(BadInput):
     """A file of a prepared dataset or run (``index.parquet``, ``manifest.json``, ...) that is
