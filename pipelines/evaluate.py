@@ -335,50 +335,44 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     out = Path(out)
     workers = default_workers() if workers is None else workers
     with outdir.locked(out):  # one run at a time writes the folder
-        return _run(plans, previous, out, predictor, options, format, source_options,
-                    protocol, limit, workers, name, progress)
-
-
-def _run(plans, previous, out: Path, predictor, options, format, source_options, protocol,
-         limit, workers, name, progress) -> EvalResult:
-    all_rows: list[dict[str, Any]] = []
-    summaries = []
-    with make_executor(workers) as ex:
-        for src, dataset, jobs, total in plans:
-            t0 = time.perf_counter()
-            rows = []
-            tasks = ((j, predictor, options, protocol, workers > 1,
-                      None if given is None else given[dataset].get(_job_key(j)))
-                     for j in jobs)
-            with tqdm(total=total, disable=not progress, unit="img",
-                      desc=f"evaluate {dataset}") as bar:
-                for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1),
-                                       on_error=lambda task, e: _job_failure(task[0], e)):
-                    rows.extend(res)
-                    bar.update()
-            if given is not None:  # named in the file, never met in the source
-                seen = {r["key"] for r in rows}
-                rows.extend(_row(dataset, key, obj, "", error="clicks given for a key that is "
-                                 "not in the source") for key, objs in given[dataset].items()
-                            if key not in seen for obj in objs)
-            summaries.append({"dataset": dataset, "source": str(src),
-                              **dataset_summary(rows, protocol.max_clicks),
-                              "seconds": time.perf_counter() - t0})
-            all_rows.extend(rows)
-    label = name or _label(predictor)
-    summary = {"name": label,
-               "predictor": predictor if isinstance(predictor, str) else repr(predictor),
-               "predictor_options": options, "protocol": {**asdict(protocol),
-                                                    "robot": "standard" if clicks is None
-                                                    else f"clicks {clicks}"},
-               "format": format, "source_options": dict(source_options or {}), "limit": limit,
-               "workers": workers, "datasets": summaries}
-    out.mkdir(parents=True, exist_ok=True)
-    idx.write_table(all_rows, SAMPLES_SCHEMA, out / SAMPLES_FILE)
-    idx.write_json(summary, out / SUMMARY_FILE)
-    if any(d["samples"] for s in (summary, *previous) for d in s["datasets"]):
-        plot_runs([summary, *previous], out / PLOT_FILE)
-    return EvalResult(out, summary, all_rows)
+        all_rows: list[dict[str, Any]] = []
+        summaries = []
+        with make_executor(workers) as ex:
+            for src, dataset, jobs, total in plans:
+                t0 = time.perf_counter()
+                rows = []
+                tasks = ((j, predictor, options, protocol, workers > 1,
+                          None if given is None else given[dataset].get(_job_key(j)))
+                         for j in jobs)
+                with tqdm(total=total, disable=not progress, unit="img",
+                          desc=f"evaluate {dataset}") as bar:
+                    for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1),
+                                           on_error=lambda task, e: _job_failure(task[0], e)):
+                        rows.extend(res)
+                        bar.update()
+                if given is not None:  # named in the file, never met in the source
+                    seen = {r["key"] for r in rows}
+                    rows.extend(_row(dataset, key, obj, "", error="clicks given for a key that is "
+                                     "not in the source") for key, objs in given[dataset].items()
+                                if key not in seen for obj in objs)
+                summaries.append({"dataset": dataset, "source": str(src),
+                                  **dataset_summary(rows, protocol.max_clicks),
+                                  "seconds": time.perf_counter() - t0})
+                all_rows.extend(rows)
+        label = name or _label(predictor)
+        summary = {"name": label,
+                   "predictor": predictor if isinstance(predictor, str) else repr(predictor),
+                   "predictor_options": options, "protocol": {**asdict(protocol),
+                                                        "robot": "standard" if clicks is None
+                                                        else f"clicks {clicks}"},
+                   "format": format, "source_options": dict(source_options or {}), "limit": limit,
+                   "workers": workers, "datasets": summaries}
+        out.mkdir(parents=True, exist_ok=True)
+        idx.write_table(all_rows, SAMPLES_SCHEMA, out / SAMPLES_FILE)
+        idx.write_json(summary, out / SUMMARY_FILE)
+        if any(d["samples"] for s in (summary, *previous) for d in s["datasets"]):
+            plot_runs([summary, *previous], out / PLOT_FILE)
+        return EvalResult(out, summary, all_rows)
 
 
 def _given_clicks(objects: Sequence[ObjectClicks], datasets: Sequence[str], protocol: Protocol
@@ -426,7 +420,7 @@ def read_summary(run: str | Path) -> dict[str, Any]:
     path = path / SUMMARY_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"{run}: no {SUMMARY_FILE}; is it an evaluation run folder?")
-    return json.loads(path.read_text())
+    return idx.read_json(path)
 
 
 def plot_runs(summaries: Sequence[dict[str, Any]], out: str | Path) -> Path:
