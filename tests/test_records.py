@@ -522,7 +522,6 @@ def test_written_meta_has_the_typed_keys():
     assert {"dt_reach", "label"} <= set(region)
 
 
-
 def test_layer_frames_read_some_layers_as_the_whole_member_reads_them():
     """A record of overlapping regions stores a frame per layer (and the union): the layers
     asked for decode as the whole member does, the others come back without runs, and the
@@ -554,3 +553,21 @@ def test_layer_frames_read_some_layers_as_the_whole_member_reads_them():
     bad = dict(meta, runs_frames=meta["runs_frames"][:-1])
     with pytest.raises(ValueError, match="runs_frames"):
         schema.decode_layer_runs(members, bad, 0, 60, [0])
+
+
+def test_zstd_compressor_is_per_thread():
+    """A ZstdCompressor used by two threads at once corrupts memory (prepare on a thread pool
+    crashed or wrote other checksums): each thread gets its own, reused within the thread."""
+    import threading
+
+    from iis_pipe.records.arrays import zstd_compressor, zstd_frames
+
+    mine = zstd_compressor(6)
+    assert zstd_compressor(6) is mine
+    theirs = []
+    t = threading.Thread(target=lambda: theirs.append(zstd_compressor(6)))
+    t.start()
+    t.join()
+    assert theirs[0] is not mine
+    data = bytes(range(256)) * 64
+    assert zstd_frames(theirs[0](data)) == data == zstd_frames(mine(data))
