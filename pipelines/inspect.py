@@ -9,13 +9,15 @@ import numpy as np
 import pyarrow.compute as pc
 
 from iis_pipe.shards import index as idx
+from iis_pipe.storage import Store, store
 
 AREA_BINS = [0, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, np.inf]
 
 
-def inspect(root: str | Path) -> dict[str, Any]:
-    """Summary of a prepared dataset as plain data (printed by the CLI)."""
-    root = Path(root)
+def inspect(root: str | Path | Store) -> dict[str, Any]:
+    """Summary of a prepared dataset (a folder, local or a URL) as plain data (printed by the
+    CLI)."""
+    root = store(root)
     manifest = idx.read_manifest(root)
     table = idx.read_index(root)
     rejects = idx.read_rejects(root)
@@ -33,7 +35,7 @@ def inspect(root: str | Path) -> dict[str, Any]:
     sizes = sorted({(h, w) for h, w in zip(table.column("height").to_pylist(),
                                             table.column("width").to_pylist())})
     return {
-        "root": str(root), "format": manifest["format"], "schema": manifest["schema"],
+        "root": root.url, "format": manifest["format"], "schema": manifest["schema"],
         "counts": manifest["counts"], "bytes": manifest["bytes"],
         "shards": len(manifest["shards"]), "records": len(set(keys)), "regions": table.num_rows,
         "image_sizes": {"distinct": len(sizes), "min": list(min(sizes)) if sizes else None,

@@ -11,7 +11,8 @@ from tqdm import tqdm
 from iis_pipe.errors import BadInput
 from iis_pipe.records import schema
 from iis_pipe.shards import index as idx
-from iis_pipe.shards.tar import iter_records
+from iis_pipe.shards.tar import iter_shard
+from iis_pipe.storage import Store, store
 
 
 @dataclass
@@ -50,8 +51,9 @@ def check_record(key: str, members: dict[str, bytes], expected: list[dict]) -> l
     return faults
 
 
-def verify(root: str | Path, progress: bool = True) -> VerifyReport:
-    root = Path(root)
+def verify(root: str | Path | Store, progress: bool = True) -> VerifyReport:
+    """``root``: a dataset folder, local or a URL (``iis_pipe.storage``)."""
+    root = store(root)
     manifest = idx.read_manifest(root)
     rows_by_key: dict[str, list[dict]] = {}
     for r in idx.read_index(root).to_pylist():
@@ -60,13 +62,12 @@ def verify(root: str | Path, progress: bool = True) -> VerifyReport:
     seen: Counter = Counter()
     shards = [s["shard"] for s in manifest["shards"]]
     for shard in tqdm(shards, disable=not progress, unit="shard", desc="verify"):
-        path = root / shard
-        if not path.is_file():
+        if not root.exists(shard):
             report.faults.append((shard, "", "shard file missing"))
             continue
         count = 0
         try:
-            for key, members in iter_records(path):
+            for key, members in iter_shard(root.name(shard)):
                 count += 1
                 seen[key] += 1
                 expected = rows_by_key.get(key, [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 
 from iis_pipe.atomic import atomic_path, atomic_write
 from iis_pipe.records.schema import RecordMeta
+from iis_pipe.storage import Store, store
 
 INDEX_FILE, REJECTS_FILE, MANIFEST_FILE = "index.parquet", "rejects.parquet", "manifest.json"
 
@@ -48,24 +50,47 @@ def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> No
         pq.write_table(table, tmp)
 
 
-def read_index(root: str | Path) -> pa.Table:
-    path = Path(root) / INDEX_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no index; is {root} a prepared dataset?")
-    return pq.read_table(path)
+def table_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
+    """The parquet file of ``rows``, as ``write_table`` writes it."""
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
+    return buf.getvalue()
 
 
-def read_rejects(root: str | Path) -> pa.Table:
-    path = Path(root) / REJECTS_FILE
-    return pq.read_table(path) if path.is_file() else REJECTS_SCHEMA.empty_table()
+def _read_table(root: str | Path | Store, name: str) -> pa.Table:
+    where = store(root)
+    if where.local is not None:
+        return pq.read_table(where.local / name)
+    return pq.read_table(pa.BufferReader(where.read_bytes(name)))
+
+
+def read_index(root: str | Path | Store) -> pa.Table:
+    """``root``: a dataset folder, local or a URL (``iis_pipe.storage``)."""
+    where = store(root)
+    if not where.exists(INDEX_FILE):
+        raise FileNotFoundError(f"{where.name(INDEX_FILE)}: no index; is {where.url} a "
+                                "prepared dataset?")
+    return _read_table(where, INDEX_FILE)
+
+
+def read_rejects(root: str | Path | Store) -> pa.Table:
+    where = store(root)
+    return (_read_table(where, REJECTS_FILE) if where.exists(REJECTS_FILE)
+            else REJECTS_SCHEMA.empty_table())
+
+
+def json_bytes(obj: Any) -> bytes:
+    """How the project writes JSON files: indented, keys sorted, a final newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
 
 
 def write_json(obj: Any, path: Path) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, json_bytes(obj))
 
 
-def read_manifest(root: str | Path) -> dict[str, Any]:
-    path = Path(root) / MANIFEST_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; is {root} a prepared dataset?")
-    return json.loads(path.read_text())
+def read_manifest(root: str | Path | Store) -> dict[str, Any]:
+    where = store(root)
+    if not where.exists(MANIFEST_FILE):
+        raise FileNotFoundError(f"{where.name(MANIFEST_FILE)}: no manifest; is {where.url} a "
+                                "prepared dataset?")
+    return json.loads(where.read_bytes(MANIFEST_FILE))

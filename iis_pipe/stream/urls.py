@@ -1,20 +1,48 @@
-"""Shard sources: local paths, globs, brace lists, folders, ``http(s)://`` and ``pipe:`` URLs."""
+"""Shard sources: local paths, globs, brace lists, folders, ``http(s)://``, fsspec URLs
+(``s3://``, ``gs://``...: a shard, a glob, or a prepared dataset's folder) and ``pipe:``."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 from pathlib import Path
 
 from braceexpand import braceexpand
 
+from iis_pipe import storage
 from iis_pipe.records.schema import shard_glob
-
-REMOTE_PREFIXES = ("http://", "https://", "pipe:", "gs://", "s3://")
 
 
 def is_remote(url: str) -> bool:
-    return url.startswith(REMOTE_PREFIXES)
+    """A ``pipe:`` command or a URL other than ``file://``."""
+    return url.startswith("pipe:") or storage.is_url(url)
+
+
+def _expand_remote(spec: str) -> list[str]:
+    """A remote spec's shard URLs: brace lists expanded; on an fsspec store (not http), a glob
+    is listed and a folder holding a ``manifest.json`` gives the manifest's shards."""
+    urls = list(braceexpand(spec))
+    if spec.startswith(("pipe:", "http://", "https://")):
+        return urls
+    out: list[str] = []
+    for url in urls:
+        if url.endswith(".tar") and not any(c in url for c in "*?["):
+            out.append(url)
+            continue
+        where = storage.store(url if not any(c in url for c in "*?[") else url.rsplit("/", 1)[0])
+        if any(c in url for c in "*?["):
+            found = [where.name(n) for n in where.list(url.rsplit("/", 1)[1])]
+        elif where.exists("manifest.json"):
+            manifest = json.loads(where.read_bytes("manifest.json"))
+            found = [where.name(s["shard"]) for s in manifest["shards"]]
+        else:
+            found = [where.name(n) for n in where.list(shard_glob())]
+        if not found:
+            raise FileNotFoundError(f"{url}: no shard found (expected a .tar, a glob, or a "
+                                    "prepared dataset folder)")
+        out.extend(found)
+    return out
 
 
 def expand_urls(spec: str | os.PathLike | list) -> list[str]:
@@ -25,7 +53,8 @@ def expand_urls(spec: str | os.PathLike | list) -> list[str]:
         return [u for s in spec for u in expand_urls(s)]
     spec = str(spec)
     if is_remote(spec):
-        return list(braceexpand(spec))
+        return _expand_remote(spec)
+    spec = str(storage.local_path(spec))
     out: list[str] = []
     for s in braceexpand(spec):
         p = Path(s)
