@@ -76,7 +76,10 @@ def dask_client(cluster: Any, retries: int = 2) -> Iterator[Any]:
         n = 0
     if n < 1:
         raise ValueError(f"{text!r}: a local cluster is 'local:N' with N >= 1 worker processes")
-    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+    # one shard task per worker thread at a time: a task is long, and a lost worker then
+    # takes only its running task with it
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                          "distributed.scheduler.worker-saturation": 1.0}):
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as lc, Client(lc) as client:
             yield client

@@ -366,16 +366,21 @@ def _run_on_dask(client, tasks: list[PartTask], retries: int, bar, timings: Coun
     part in the output folder). A part still failing after ``retries`` becomes rejects."""
     from distributed import as_completed
 
-    by_future = {client.submit(write_part, t, retries=retries, pure=False,
-                               key=f"iis-pipe-part-{t.part:06d}-{uuid.uuid4().hex[:8]}"): t
-                 for t in tasks}
+    if not tasks:
+        return
+    run_id = uuid.uuid4().hex[:8]
+    # one call for all tasks: the scheduler then sees the whole group and queues it, giving
+    # each worker thread one part at a time
+    futures = client.map(write_part, tasks, retries=retries, pure=False,
+                         key=[f"iis-pipe-part-{t.part:06d}-{run_id}" for t in tasks])
+    by_future = dict(zip(futures, tasks))
     try:
         for fut in as_completed(list(by_future)):
             task = by_future[fut]
             try:
                 res = fut.result()
             except Exception as e:  # the task's own error or a lost worker, after the retries
-                failed_part(task, f"task failed after {retries} retries "
+                failed_part(task, f"shard task failed, retries spent "
                                   f"({type(e).__name__}: {e})")
                 res = {"inputs": len(task.items), "timings": {}}
             if "strict" in res:
