@@ -34,11 +34,15 @@ from iis_pipe import sources
 @click.option("--name", default=None, help="Run name in tables and plots (default: predictor).")
 @click.option("--plot-with", multiple=True, type=click.Path(path_type=Path),
               help="Another run folder whose curves join this run's plot (repeatable).")
+@click.option("--clicks", "clicks_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Replay these clicks instead of the robot's: a click file (JSON, as the app "
+                   "exports or a list per object) or a run's samples.parquet; only the objects "
+                   "it names are evaluated.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, objects, limit,
-             workers, name, plot_with, quiet):
+             workers, name, plot_with, clicks_file, quiet):
     """NoC@85/90/95, NoF and mIoU per click of a predictor on each SOURCE (prepared shards or
-    a dataset folder), with the standard robot."""
+    a dataset folder), with the standard robot (or the clicks of --clicks)."""
     from iis_pipe.pipelines.evaluate import Protocol, evaluate as run, format_table
 
     try:
@@ -47,7 +51,7 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
                   source_options=parse_options(opts),
                   protocol=Protocol(max_clicks=max_clicks, threshold=threshold, objects=objects),
                   limit=limit, workers=workers, name=name, plot_with=plot_with,
-                  progress=not quiet)
+                  progress=not quiet, clicks=clicks_file)
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table([res.summary]))

@@ -7,6 +7,11 @@ errors of the current mask, the predictor gets the image, all clicks and its pre
 ``evaluate_sample`` with ``pred_thr=0.49``). Every object runs all max_clicks clicks, for the
 mIoU curve; NoC/NoF follow ``iis_pipe.metrics.noc``.
 
+With ``clicks`` (a click file, ``iis_pipe.clicking.clickfile``) the objects it names get its
+clicks instead of the robot's, the rest is the same; an object given fewer than max_clicks
+clicks keeps its last IoU for the clicks after (no click, no change), and objects the file does
+not name are not evaluated.
+
 Outputs in ``out``: ``samples.parquet`` (one row per object: dataset, key, object index, image
 file, area, the K IoUs, NoC@85/90/95, the clicks as JSON ``[[y, x, positive], ...]``, seconds,
 and ``error``, the reason, on a failed input or object, whose IoUs are null), ``summary.json``
@@ -22,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,13 +35,14 @@ from tqdm import tqdm
 
 from iis_pipe import sources
 from iis_pipe.clicking import Click, standard
+from iis_pipe.clicking.clickfile import ObjectClicks, read_clicks
 from iis_pipe.errors import BadInput
 from iis_pipe.images import decode_image
 from iis_pipe.metrics import THRESHOLDS, iou, noc, summarize
 from iis_pipe.metrics.plots import plot_miou
 from iis_pipe.predictors import Predictor, make_predictor
 from iis_pipe.records import schema
-from iis_pipe.regions.candidates import region_candidates
+from iis_pipe.regions.candidates import region_candidates, unbox
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_shard
 from iis_pipe.storage import is_url, store
@@ -69,23 +75,35 @@ class Protocol:
 
 
 def run_object(predictor: Predictor, image: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None,
-               protocol: Protocol = Protocol()) -> tuple[np.ndarray, list[Click], float]:
+               protocol: Protocol = Protocol(), given: Sequence[Click] | None = None
+               ) -> tuple[np.ndarray, list[Click], float]:
     """One object's session: ``(ious (K,) float64, the K clicks, seconds)``; ``image (H, W, 3)
     uint8``, ``gt`` and ``ignore`` ``(H, W) bool``. ``seconds`` covers the whole of every click
-    (robot, predictor, IoU). IoUs stay float64 so that an exact 0.9 meets the 0.9 threshold."""
+    (robot, predictor, IoU). IoUs stay float64 so that an exact 0.9 meets the 0.9 threshold.
+
+    ``given``: these clicks (at most K) instead of the robot's; the IoU after the last one is
+    repeated up to K (``ValueError`` for a click outside the image)."""
     h, w = gt.shape
+    if given is not None:
+        if not 0 < len(given) <= protocol.max_clicks:
+            raise ValueError(f"{len(given)} clicks given, expected 1 to {protocol.max_clicks}")
+        outside = [c for c in given if not (0 <= c.y < h and 0 <= c.x < w)]
+        if outside:
+            raise ValueError(f"click {list(outside[0])} outside the {h}x{w} image")
     probs = np.zeros((h, w), np.float32)
     pred = np.zeros((h, w), bool)
     clicks: list[Click] = []
     ious = np.zeros(protocol.max_clicks, np.float64)
     t0 = time.perf_counter()
-    for k in range(protocol.max_clicks):
-        clicks.append(standard(gt, pred, ignore, clicks))
+    steps = protocol.max_clicks if given is None else len(given)
+    for k in range(steps):
+        clicks.append(standard(gt, pred, ignore, clicks) if given is None else given[k])
         probs = np.asarray(predictor(image, clicks, probs), np.float32)
         if probs.shape != (h, w):
             raise ValueError(f"predictor returned {probs.shape}, expected {(h, w)}")
         pred = probs > protocol.threshold
         ious[k] = iou(gt, pred, ignore)
+    ious[steps:] = ious[steps - 1]
     return ious, clicks, time.perf_counter() - t0
 
 
@@ -121,8 +139,10 @@ def dataset_name(source: str | Path) -> str:
 
 
 def _jobs(source: str | Path, dataset: str, format: str | None, options: dict[str, Any],
-          limit: int | None) -> tuple[Iterator[_Job], int | None]:
-    """Jobs of one source and their count (None when unknown before reading)."""
+          limit: int | None, keys: Collection[str] | None = None
+          ) -> tuple[Iterator[_Job], int | None]:
+    """Jobs of one source and their count (None when unknown before reading); ``keys``: only
+    the images with these keys."""
     if is_prepared(source):
         if format is not None or options:
             raise ValueError(f"{source}: prepared shards take no --format or source options "
@@ -154,10 +174,19 @@ def _jobs(source: str | Path, dataset: str, format: str | None, options: dict[st
         jobs = (_Job(dataset, "bad", it) if isinstance(it, BadInput)
                 else _Job(dataset, "item", (fmt.name, it)) for it in items)
         count = len(items)
+    if keys is not None:
+        jobs = (j for j in jobs if _job_key(j) in keys)
+        count = None  # the progress bar's total: unknown before the keys are met
     if limit is not None:
         jobs = islice(jobs, limit)
         count = limit if count is None else min(count, limit)
     return jobs, count
+
+
+def _job_key(job: _Job) -> str | None:
+    if job.kind == "bad":
+        return job.payload.key
+    return job.payload[1].key if job.kind == "item" else job.payload[1]
 
 
 def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
@@ -169,7 +198,8 @@ def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
         fmt, item = job.payload
         sample = sources.get_format(fmt).load(item)
         # The same regions prepare would store with its defaults, so both inputs agree.
-        regions = region_candidates(sample.instances, sample.instance_meta)[0]
+        regions = unbox(region_candidates(sample.instances, sample.instance_meta)[0],
+                        sample.size)
         file = sample.meta.get("image_file", item.key)
         return (sample.key, file, decode_image(sample.image_bytes, sample.image_ext), regions,
                 sample.ignore)
@@ -218,7 +248,7 @@ def _row(dataset: str, key: str, obj: int, file: str, area: int = 0, ious=None, 
 
 def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     """Rows of one image's objects; any failure becomes a row with file and reason."""
-    job, spec, options, protocol, single_thread = task
+    job, spec, options, protocol, single_thread, given = task
     try:
         key, file, image, regions, ignore = _load(job)
     except BadInput as e:
@@ -232,13 +262,19 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     predictor = _predictor(spec, options, single_thread)
     rows = []
     for i, gt in enumerate(objects):
+        if given is not None and i not in given:
+            continue
         try:
-            ious, clicks, secs = run_object(predictor, image, gt, ignore, protocol)
+            ious, clicks, secs = run_object(predictor, image, gt, ignore, protocol,
+                                            None if given is None else given[i])
         except Exception as e:  # recorded and counted, never dropped
             rows.append(_row(job.dataset, key, i, file, int(gt.sum()),
                              error=f"{type(e).__name__}: {e}"))
             continue
         rows.append(_row(job.dataset, key, i, file, int(gt.sum()), ious, clicks, secs))
+    for i in sorted(set(given or ()) - set(range(len(objects)))):
+        rows.append(_row(job.dataset, key, i, file,
+                         error=f"clicks given for object {i}; the record has {len(objects)}"))
     if not rows:
         rows.append(_row(job.dataset, key, -1, file, error="no object in the record"))
     return rows
@@ -270,10 +306,12 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
              format: str | None = None, source_options: dict[str, Any] | None = None,
              protocol: Protocol = Protocol(), limit: int | None = None,
              workers: int | None = None, name: str | None = None,
-             plot_with: Sequence[str | Path] = (), progress: bool = True) -> EvalResult:
+             plot_with: Sequence[str | Path] = (), progress: bool = True,
+             clicks: str | Path | None = None) -> EvalResult:
     """Evaluate ``predictor`` (a spec for ``make_predictor``, or a picklable predictor) on each
     source and write the outputs into ``out``; see the module docstring.
 
+    ``clicks``: a click file whose clicks replace the robot's (``read_clicks``).
     ``format``/``source_options`` apply to dataset folders (e.g. ``merge_instances=True`` for
     DAVIS); ``limit``: the first N images of each source. Raises ``ValueError``,
     ``FileNotFoundError`` or ``TypeError`` with a message for unusable arguments, before any work.
@@ -283,9 +321,11 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     if not sources_:
         raise ValueError("no source to evaluate")
     names = _unique([dataset_name(s) for s in sources_])
+    given = None if clicks is None else _given_clicks(read_clicks(clicks), names, protocol)
     # Every source is scanned and every --plot-with run read before any work, so that a bad
     # argument fails at once.
-    plans = [(src, dataset, *_jobs(src, dataset, format, dict(source_options or {}), limit))
+    plans = [(src, dataset, *_jobs(src, dataset, format, dict(source_options or {}), limit,
+                                   None if given is None else given[dataset]))
              for src, dataset in zip(sources_, names)]
     previous = [read_summary(p) for p in plot_with]
     out = Path(out)
@@ -296,12 +336,19 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
         for src, dataset, jobs, total in plans:
             t0 = time.perf_counter()
             rows = []
-            tasks = ((j, predictor, options, protocol, workers > 1) for j in jobs)
+            tasks = ((j, predictor, options, protocol, workers > 1,
+                      None if given is None else given[dataset].get(_job_key(j)))
+                     for j in jobs)
             with tqdm(total=total, disable=not progress, unit="img",
                       desc=f"evaluate {dataset}") as bar:
                 for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1)):
                     rows.extend(res)
                     bar.update()
+            if given is not None:  # named in the file, never met in the source
+                seen = {r["key"] for r in rows}
+                rows.extend(_row(dataset, key, obj, "", error="clicks given for a key that is "
+                                 "not in the source") for key, objs in given[dataset].items()
+                            if key not in seen for obj in objs)
             summaries.append({"dataset": dataset, "source": str(src),
                               **dataset_summary(rows, protocol.max_clicks),
                               "seconds": time.perf_counter() - t0})
@@ -309,7 +356,9 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     label = name or _label(predictor)
     summary = {"name": label,
                "predictor": predictor if isinstance(predictor, str) else repr(predictor),
-               "predictor_options": options, "protocol": {**asdict(protocol), "robot": "standard"},
+               "predictor_options": options, "protocol": {**asdict(protocol),
+                                                    "robot": "standard" if clicks is None
+                                                    else f"clicks {clicks}"},
                "format": format, "source_options": dict(source_options or {}), "limit": limit,
                "workers": workers, "datasets": summaries}
     out.mkdir(parents=True, exist_ok=True)
@@ -318,6 +367,29 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     if any(d["samples"] for s in (summary, *previous) for d in s["datasets"]):
         plot_runs([summary, *previous], out / PLOT_FILE)
     return EvalResult(out, summary, all_rows)
+
+
+def _given_clicks(objects: Sequence[ObjectClicks], datasets: Sequence[str], protocol: Protocol
+                  ) -> dict[str, dict[str, dict[int, tuple[Click, ...]]]]:
+    """``{dataset: {key: {object: clicks}}}`` of a click file's objects; ``ValueError`` for an
+    entry that names no source or gives more clicks than the protocol runs."""
+    given: dict[str, dict[str, dict[int, tuple[Click, ...]]]] = {d: {} for d in datasets}
+    for o in objects:
+        if o.dataset is None and len(datasets) > 1:
+            raise ValueError(f"clicks for {o.key!r} name no dataset; with several sources each "
+                             f"object needs one of: {', '.join(datasets)}")
+        dataset = datasets[0] if o.dataset is None else o.dataset
+        if dataset not in given:
+            raise ValueError(f"clicks for {o.key!r} name dataset {dataset!r}, not one of the "
+                             f"sources: {', '.join(datasets)}")
+        if len(o.clicks) > protocol.max_clicks:
+            raise ValueError(f"clicks for {o.key!r} object {o.object}: {len(o.clicks)} clicks, "
+                             f"more than --max-clicks {protocol.max_clicks}")
+        objs = given[dataset].setdefault(o.key, {})
+        if o.object in objs:
+            raise ValueError(f"clicks for {o.key!r} object {o.object} given twice")
+        objs[o.object] = o.clicks
+    return given
 
 
 def _label(predictor) -> str:
