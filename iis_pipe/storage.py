@@ -140,6 +140,19 @@ class Store:
                 names.append(f"{folder}/{base_name}" if folder else base_name)
         return sorted(names)
 
+    def files(self) -> list[str]:
+        """Every file under the folder, sorted names relative to it (``parts/...`` too)."""
+        if self.local is not None:
+            if not self.local.is_dir():
+                return []
+            return sorted(p.relative_to(self.local).as_posix() for p in self.local.rglob("*")
+                          if p.is_file())
+        try:
+            found = self.fs.find(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(p[len(self.root) + 1:] for p in found if p.startswith(self.root + "/"))
+
     def is_empty(self) -> bool:
         """No file at all under the folder (a missing folder is empty)."""
         if self.local is not None:

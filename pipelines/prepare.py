@@ -7,9 +7,8 @@ do not depend on the worker count and an interrupted run resumes to the very sam
 
 from __future__ import annotations
 
-import json
+import fnmatch
 import math
-import shutil
 import time
 import uuid
 import warnings
@@ -21,18 +20,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-from iis_pipe import images, sources
-from iis_pipe.errors import BadInput
+from iis_pipe import images, outdir, sources
+from iis_pipe.errors import BadInput, FolderNotEmpty, IISError
 from iis_pipe.records import schema
 from iis_pipe.records.distances import DistanceCoding
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.sources.resize import JPEG_QUALITY, limit_side
 from iis_pipe.shards import index as idx
-from iis_pipe.shards.writer import PARTS_DIR, PartWriter, finished_parts
+from iis_pipe.shards.writer import PARTS_DIR, RUN_FILE, PartWriter, finished_parts
 from iis_pipe.storage import Store, store
 from iis_pipe.pipelines.executors import make_executor, ordered_map
 
-RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
 SMALL_RUN = 100  # inputs below which the default is to work in this process
 
 
@@ -82,7 +80,7 @@ class PrepareResult:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
-class PrepareError(RuntimeError):
+class PrepareError(IISError, RuntimeError):
     """A run that cannot start or go on; the message says why and what to do."""
 
 
@@ -166,30 +164,51 @@ def _unique_keys(items):
         yield item
 
 
+# The names a prepare run writes (with their temporary ``.tmp`` twins): --overwrite deletes these
+# and refuses a folder that holds anything else.
+OWNED = (schema.shard_glob() + "*", idx.INDEX_FILE + "*", idx.REJECTS_FILE + "*",
+         idx.MANIFEST_FILE + "*", PARTS_DIR)
+_HINT = "use --resume to continue an interrupted run or --overwrite to start again"
+
+
 def _prepare_out(out: Store, run: dict[str, Any], resume: bool, overwrite: bool
                  ) -> list[dict[str, Any]]:
     """Check the output folder against the run; returns the finished parts to keep."""
     run_file = f"{PARTS_DIR}/{RUN_FILE}"
-    if overwrite:
-        for name in [*out.list(schema.shard_glob() + "*"), idx.INDEX_FILE, idx.REJECTS_FILE,
-                     idx.MANIFEST_FILE, *out.list("*", PARTS_DIR)]:
-            out.remove(name)
-        if out.local is not None:
-            shutil.rmtree(out.local / PARTS_DIR, ignore_errors=True)
     if resume and out.exists(run_file):
-        previous = json.loads(out.read_bytes(run_file))
+        previous = idx.read_json(out.name(run_file), out.read_bytes(run_file))
         if previous != run:
             changed = sorted(k for k in set(run) | set(previous) if run.get(k) != previous.get(k))
             raise PrepareError(f"{out.url}: --resume with other settings than the interrupted "
                                f"run (differs in: {', '.join(changed)}); use the same settings "
                                "or --overwrite")
         return finished_parts(out)
-    if not out.is_empty():
-        raise PrepareError(f"{out.url} is not empty: use --resume to continue an interrupted run "
-                           "or --overwrite to start again")
-    out.make()
+    if out.local is not None:
+        outdir.clear(out.local, OWNED, overwrite=overwrite, hint=_HINT)
+        (out.local / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    else:
+        _clear_store(out, overwrite)
     out.write_bytes(run_file, idx.json_bytes(run))
     return []
+
+
+def _clear_store(out: Store, overwrite: bool) -> None:
+    """``outdir.clear`` for a prefix on an object store: nothing there, or with ``overwrite``
+    only an earlier run's objects (deleted), else ``FolderNotEmpty``."""
+    found = out.files()
+    if not found:
+        return
+    if not overwrite:
+        raise FolderNotEmpty(f"{out.url} is not empty: {_HINT}")
+    foreign = sorted({n.split("/")[0] for n in found} - {
+        top for n in found for top in [n.split("/")[0]]
+        if any(fnmatch.fnmatch(top, pat) for pat in OWNED)})
+    if foreign:
+        raise FolderNotEmpty(f"{out.url}: --overwrite deletes only an earlier run's files, and "
+                             f"the prefix also holds {', '.join(foreign[:5])}; nothing was "
+                             "deleted: move those or choose another prefix")
+    for name in found:
+        out.remove(name)
 
 
 def _add(writer: PartWriter, res: dict[str, Any], timings: Counter) -> None:
@@ -295,31 +314,35 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
     inputs = list(_unique_keys(src.scan(None if root is None else Path(root), **options)))
     if cluster is not None and out_store.local is not None:
         out_store = store(out_store.local.resolve())  # workers may run in another folder
-    parts = _prepare_out(out_store, run, resume, overwrite)
-    timings: Counter = Counter()
-    t_start = time.perf_counter()
-    if shard_inputs is None:
-        processed = _run_sequential(out_store, inputs, parts, fmt, params, shard_size,
-                                    shard_count, workers, executor, strict, progress, timings)
-    else:
-        done = {p["part"] for p in parts}
-        tasks = [PartTask(out_store, k, tuple(inputs[i:i + shard_inputs]), fmt, params, strict)
-                 for k, i in enumerate(range(0, len(inputs), shard_inputs)) if k not in done]
-        bar = tqdm(total=sum(len(t.items) for t in tasks), disable=not progress, unit="img",
-                   desc=f"prepare {fmt}")
-        try:
-            if cluster is not None:
-                from iis_pipe.pipelines.executors import dask_client
+    # one writer at a time (a lock that dies with its process); an object store has no such
+    # lock: one run per prefix is the user's to keep
+    with outdir.locked(out_store.local) if out_store.local is not None else nullcontext():
+        parts = _prepare_out(out_store, run, resume, overwrite)
+        timings: Counter = Counter()
+        t_start = time.perf_counter()
+        if shard_inputs is None:
+            processed = _run_sequential(out_store, inputs, parts, fmt, params, shard_size,
+                                        shard_count, workers, executor, strict, progress, timings)
+        else:
+            done = {p["part"] for p in parts}
+            tasks = [PartTask(out_store, k, tuple(inputs[i:i + shard_inputs]), fmt, params,
+                              strict)
+                     for k, i in enumerate(range(0, len(inputs), shard_inputs)) if k not in done]
+            bar = tqdm(total=sum(len(t.items) for t in tasks), disable=not progress,
+                       unit="img", desc=f"prepare {fmt}")
+            try:
+                if cluster is not None:
+                    from iis_pipe.pipelines.executors import dask_client
 
-                with dask_client(cluster, retries) as client:
-                    _run_on_dask(client, tasks, retries, bar, timings)
-            else:
-                _run_planned(out_store, tasks, workers, executor, bar, timings)
-        finally:
-            bar.close()
-        processed = sum(len(t.items) for t in tasks)
-    seconds = time.perf_counter() - t_start
-    return finish(out_store, run, len(inputs), processed, seconds, dict(timings))
+                    with dask_client(cluster, retries) as client:
+                        _run_on_dask(client, tasks, retries, bar, timings)
+                else:
+                    _run_planned(out_store, tasks, workers, executor, bar, timings)
+            finally:
+                bar.close()
+            processed = sum(len(t.items) for t in tasks)
+        seconds = time.perf_counter() - t_start
+        return finish(out_store, run, len(inputs), processed, seconds, dict(timings))
 
 
 def _run_sequential(out: Store, inputs: list, parts: list[dict[str, Any]], fmt: str,

@@ -143,7 +143,7 @@ def test_verify_catches_a_cut_object(s3, datasets):
     s3.pipe_file(f"{BUCKET}/cut/{shard}", data[: len(data) // 2])  # cut inside a record
     report = verify(f"s3://{BUCKET}/cut", progress=False)
     assert not report.ok
-    assert {f[0] for f in report.faults} == {shard}
+    assert {f[0] for f in report.faults} - {""} == {shard}  # "": the record count
     assert any("truncated" in f[2] for f in report.faults)
     res = CliRunner().invoke(main, ["verify", f"s3://{BUCKET}/cut", "-q"])
     assert res.exit_code == 1 and shard in res.output

@@ -9,7 +9,6 @@ exactly which inputs are done.
 
 from __future__ import annotations
 
-import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,11 @@ from iis_pipe import atomic
 from iis_pipe.storage import Store, store
 from iis_pipe.records.schema import SHARD_PREFIX, shard_glob, shard_name
 from iis_pipe.shards import tar as tario
-from iis_pipe.shards.index import json_bytes
+from iis_pipe.errors import FormatError
+from iis_pipe.shards.index import json_bytes, read_json
 
 PARTS_DIR = "parts"
+RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
 
 
 class PartWriter:
@@ -58,8 +59,10 @@ class PartWriter:
             self.finish_part()
         if self._tar is None:
             self._staged = self.out.staging(self._shard)
-            self._tar = tarfile.open(self._staged, "w", format=tarfile.USTAR_FORMAT)
-        self._bytes += tario.add_record(self._tar, key, members)
+        with atomic.naming(self._staged):
+            if self._tar is None:
+                self._tar = tarfile.open(self._staged, "w", format=tarfile.USTAR_FORMAT)
+            self._bytes += tario.add_record(self._tar, key, members)
         name = self._shard
         self._records.append({"key": key, "checksum": checksum, "bytes": size,
                               "member_bytes": {k: len(v) for k, v in members.items()},
@@ -78,9 +81,10 @@ class PartWriter:
             return
         shard = None
         if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-            self.out.commit(self._staged, self._shard)
+            with atomic.naming(self._staged):
+                self._tar.close()
+                self._tar = None
+                self.out.commit(self._staged, self._shard)
             self._staged = None
             shard = self._shard
         sidecar = {"part": self.part, "shard": shard, "bytes": self._bytes,
@@ -95,7 +99,10 @@ class PartWriter:
     def abort(self) -> None:
         """Drop the open part (used on errors; finished parts stay for ``--resume``)."""
         if self._tar is not None:
-            self._tar.close()
+            try:
+                self._tar.close()
+            except OSError:  # the part is dropped anyway (a full disk fails its flush too)
+                pass
             self._tar = None
         if self._staged is not None:
             self.out.discard(self._staged)
@@ -114,10 +121,11 @@ def finished_parts(out_dir: str | Path | Store, prefix: str = SHARD_PREFIX
     out = store(out_dir)
     parts = []
     for name in out.list(f"{prefix}-*.json", PARTS_DIR):
-        side = json.loads(out.read_bytes(name))
+        side = read_json(out.name(name), out.read_bytes(name))
         if side["shard"] is not None and not out.exists(side["shard"]):
-            raise RuntimeError(f"{out.name(name)}: its shard {side['shard']} is missing; the "
-                               "output folder was changed by hand, start again without --resume")
+            raise FormatError(out.name(name), f"its shard {side['shard']} is missing; the "
+                                              "output folder was changed by hand, start again "
+                                              "with --overwrite")
         parts.append(side)
     done = {s["shard"] for s in parts}
     tmp = f"*{atomic.TMP_SUFFIX}"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from braceexpand import braceexpand
 
 from iis_pipe import storage
 from iis_pipe.records.schema import shard_glob
+from iis_pipe.shards.index import MANIFEST_FILE, manifest_shards
 
 
 def is_remote(url: str) -> bool:
@@ -33,9 +33,8 @@ def _expand_remote(spec: str) -> list[str]:
         where = storage.store(url if not any(c in url for c in "*?[") else url.rsplit("/", 1)[0])
         if any(c in url for c in "*?["):
             found = [where.name(n) for n in where.list(url.rsplit("/", 1)[1])]
-        elif where.exists("manifest.json"):
-            manifest = json.loads(where.read_bytes("manifest.json"))
-            found = [where.name(s["shard"]) for s in manifest["shards"]]
+        elif where.exists(MANIFEST_FILE):  # the dataset, as for a local folder
+            found = manifest_shards(where)
         else:
             found = [where.name(n) for n in where.list(shard_glob())]
         if not found:
@@ -47,7 +46,10 @@ def _expand_remote(spec: str) -> list[str]:
 
 def expand_urls(spec: str | os.PathLike | list) -> list[str]:
     """Shard list of a spec: a list of specs, ``"a/shard-{000000..000009}.tar"``, a glob, a
-    prepared dataset folder (its ``shard-*.tar``), a file, or a remote URL (kept as is).
+    prepared dataset folder (the shards its manifest lists: ``IncompleteDataset`` when one is
+    missing; a folder of shards without a manifest: its ``shard-*.tar``), a file, or a remote
+    URL (a shard, a glob or a prepared folder on an fsspec store; ``http(s)://`` and ``pipe:``
+    kept as they are).
     Raises FileNotFoundError naming the spec when a local one matches nothing."""
     if isinstance(spec, (list, tuple)):
         return [u for s in spec for u in expand_urls(s)]
@@ -58,7 +60,9 @@ def expand_urls(spec: str | os.PathLike | list) -> list[str]:
     out: list[str] = []
     for s in braceexpand(spec):
         p = Path(s)
-        if p.is_dir():
+        if p.is_dir() and (p / MANIFEST_FILE).is_file():
+            found = [str(x) for x in manifest_shards(p)]  # the dataset, not the folder's files
+        elif p.is_dir():
             found = sorted(str(x) for x in p.glob(shard_glob()))
         elif any(c in s for c in "*?["):
             found = sorted(glob.glob(s))
