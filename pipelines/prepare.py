@@ -2,7 +2,10 @@
 
 sources (scan, load) -> regions (candidates) -> records (encode) -> shards (parts) -> index.
 Work over images runs on an executor; results are written in input order, so shard contents
-do not depend on the worker count and an interrupted run resumes to the very same index.
+do not depend on the worker count and an interrupted run resumes to the very same index. With
+``shard_inputs`` every shard is fixed in advance (N inputs each) and made by ``write_part`` on
+its own: in this process, a local pool, or one task per shard on a Dask cluster. The output
+folder may be an fsspec URL (``iis_pipe.storage``).
 """
 
 from __future__ import annotations
