@@ -28,8 +28,10 @@ class LoaderResult:
 def profile_loader(cfg: StreamConfig, workers: int, batches: int, progress: bool = True
                    ) -> LoaderResult:
     """Samples/s of ``batches`` batches after one warm-up batch per worker; ``workers == 0``
-    runs in this process and also times each stage (read, decode, region, augment, distances
-    (the stored maps under the click sampler's window), clicks, encode, collate)."""
+    runs in this process and also times each stage (read, region (choice of the target), fit
+    (the crop placed on the label runs), decode (the image's window), resize (and flip, into the
+    crop), photometric, masks (ignore, other objects, the target), distances (the stored maps
+    under the click sampler's window), clicks, encode, collate)."""
     loader = StreamLoader(cfg, num_workers=workers)
     if workers == 0:
         loader.dataset.times = {}
