@@ -17,6 +17,8 @@ class LoaderResult:
     samples: int
     seconds: float
     stages: dict[str, float]  # seconds per sample, measured in-process (workers == 0)
+    errors: int = 0           # records and shard rests skipped
+    retries: int = 0          # remote connections reopened (iis_pipe.remote)
 
     @property
     def samples_per_s(self) -> float:
@@ -48,4 +50,4 @@ def profile_loader(cfg: StreamConfig, workers: int, batches: int, progress: bool
             break
     seconds = time.perf_counter() - t0
     stages = {k: v / max(n, 1) for k, v in (loader.dataset.times or {}).items()}
-    return LoaderResult(workers, n, seconds, stages)
+    return LoaderResult(workers, n, seconds, stages, len(loader.errors), len(loader.retries))
