@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _single_core  # noqa: F401  (must come first)
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -32,7 +33,8 @@ from iis_pipe.pipelines.prepare import RecordParams, make_record, prepare
 TARGET_IMAGES_PER_S = 40.0
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     davis = data_root() / "DAVIS"
     if not davis.is_dir():
         print(f"DAVIS not found at {davis}; set IIS_DATA", file=sys.stderr)
