@@ -31,7 +31,8 @@ from iis_pipe import sources
               help="Only the first N images of each source.")
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores; 1 runs in this process).")
-@click.option("--name", default=None, help="Run name in tables and plots (default: predictor).")
+@click.option("--name", default=None, help="Run name in tables and plots (default: 'grabcut', or a checkpoint's folder and "
+                   "stem: runs/a/last.pt -> a/last).")
 @click.option("--plot-with", multiple=True, type=click.Path(path_type=Path),
               help="Another run folder whose curves join this run's plot (repeatable).")
 @click.option("--clicks", "clicks_file", type=click.Path(dir_okay=False, path_type=Path),

@@ -345,7 +345,7 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
                               **dataset_summary(rows, protocol.max_clicks),
                               "seconds": time.perf_counter() - t0})
             all_rows.extend(rows)
-    label = name or _label(predictor)
+    label = name or run_name(predictor)
     summary = {"name": label,
                "predictor": predictor if isinstance(predictor, str) else repr(predictor),
                "predictor_options": options, "protocol": {**asdict(protocol),
@@ -384,10 +384,13 @@ def _given_clicks(objects: Sequence[ObjectClicks], datasets: Sequence[str], prot
     return given
 
 
-def _label(predictor) -> str:
-    """A run's default name: the spec's file stem ("grabcut", "ckpt"), or the callable's name."""
+def run_name(predictor) -> str:
+    """A run's default name: "grabcut"; a checkpoint's folder and stem, so that every run's
+    ``last.pt`` is told apart ("runs/hrnet18s/last.pt" -> "hrnet18s/last", "ckpt.pt" -> "ckpt");
+    or the callable's name."""
     if isinstance(predictor, str):
-        return Path(predictor).stem
+        p = Path(predictor)
+        return f"{p.parent.name}/{p.stem}" if p.suffix and p.parent.name else p.stem
     return getattr(predictor, "__name__", type(predictor).__name__)
 
 
