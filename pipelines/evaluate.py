@@ -42,7 +42,7 @@ from iis_pipe.metrics import THRESHOLDS, iou, noc, summarize
 from iis_pipe.metrics.plots import plot_miou
 from iis_pipe.predictors import Predictor, make_predictor
 from iis_pipe.records import schema
-from iis_pipe.regions.candidates import region_candidates
+from iis_pipe.regions.candidates import region_candidates, unbox
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_records
 from iis_pipe.stream.urls import expand_urls
@@ -191,7 +191,8 @@ def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
         fmt, item = job.payload
         sample = sources.get_format(fmt).load(item)
         # The same regions prepare would store with its defaults, so both inputs agree.
-        regions = region_candidates(sample.instances, sample.instance_meta)[0]
+        regions = unbox(region_candidates(sample.instances, sample.instance_meta)[0],
+                        sample.size)
         file = sample.meta.get("image_file", item.key)
         return (sample.key, file, decode_image(sample.image_bytes, sample.image_ext), regions,
                 sample.ignore)
