@@ -362,3 +362,20 @@ def format_table(summaries: Sequence[dict[str, Any]]) -> str:
                 *(str(d[f"NoF@{t}"]) for t in (85, 90, 95)), *at, f"{d['s_per_click']:.3f}",
                 str(d["samples"]), str(d["failed"])]) + " |")
     return "\n".join(lines)
+
+
+def iter_objects(source: str | Path, *, limit: int | None = None, format: str | None = None,
+                 source_options: dict[str, Any] | None = None, objects: str = "regions"
+                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(key, image (H, W, 3) uint8, gt (H, W) bool, ignore (H, W) bool)`` of each object of
+    the first ``limit`` images of ``source``, as ``evaluate`` sees them; unusable inputs are
+    skipped (``evaluate`` reports them). For validation during training."""
+    jobs, _ = _jobs(source, dataset_name(source), format, dict(source_options or {}), limit)
+    for job in jobs:
+        try:
+            key, _, image, regions, ignore = _load(job)
+        except BadInput:
+            continue
+        parts = regions.any(0, keepdims=True) if objects == "union" and len(regions) else regions
+        for gt in parts:
+            yield key, image, gt, ignore
