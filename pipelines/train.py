@@ -87,7 +87,8 @@ class TrainConfig:
     # validation (pipelines.validate): sources, images of each, period, best.pt's metric
     val: tuple = ()
     val_limit: int | None = 20
-    val_every: int = 0                   # steps; 0: at the end only
+    val_every: int = 0                   # steps; 0: at the end only (or val_every_epochs)
+    val_every_epochs: float | None = None
     val_max_clicks: int = 20
     val_max_size: int = 480
     best_metric: str = "NoC@90"
@@ -305,6 +306,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     step = resume_run(run) if resume else 0
     best = models.read_checkpoint(run.out / LAST).get("best") if resume else None
     end = run.schedule.total_steps
+    period = cfg.val_every or (max(1, round(cfg.val_every_epochs * run.schedule.steps_per_epoch))
+                               if cfg.val_every_epochs else 0)
     validations: list[dict] = []
     net = torch.nn.parallel.DistributedDataParallel(run.model) if run.distributed else run.model
     amp = _autocast(cfg.amp, run.device)
@@ -347,8 +350,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                                 f"{samples / busy:.1f} samples/s "
                                 f"data-wait {100 * totals['data'] / busy:.0f}%")
             is_best = False
-            if run.rank == 0 and cfg.val and (step == end or (cfg.val_every
-                                                              and step % cfg.val_every == 0)):
+            if run.rank == 0 and cfg.val and (step == end or (period and step % period == 0)):
                 metrics, best, is_best, val_s = validation_step(run, cfg, val_sets, step, best)
                 totals["val"] += val_s
                 validations.append({"step": step, "val": metrics, "val_s": val_s})
