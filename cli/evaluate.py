@@ -97,10 +97,24 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("miou.png"), show_default=True)
 def plot(runs, out):
-    """mIoU per click of several evaluation RUNS on one PNG, and their table."""
-    from iis_pipe.pipelines.evaluate import format_table, plot_runs, read_summary
+    """Plot RUNS on one PNG: evaluation runs (summary.json) as mIoU per click, with their
+    table; training runs (log.jsonl) as loss, validation NoC and learning rate per step.
 
+    All RUNS must be of one kind."""
+    from iis_pipe.pipelines.evaluate import SUMMARY_FILE, format_table, plot_runs, read_summary
+    from iis_pipe.training.plots import LOG_FILE, plot_training
+
+    kinds = {"evaluation" if (Path(r) / SUMMARY_FILE).is_file() or Path(r).name == SUMMARY_FILE
+             else "training" if (Path(r) / LOG_FILE).is_file() or Path(r).name == LOG_FILE
+             else "unknown" for r in runs}
     try:
+        if kinds == {"training"}:
+            path = plot_training([(Path(r).name, r) for r in runs], out)
+            click.echo(f"plot: {path}")
+            return
+        if len(kinds) > 1 and "unknown" not in kinds:
+            raise ValueError("give evaluation runs (summary.json) or training runs (log.jsonl), "
+                             "not both")
         summaries = [read_summary(r) for r in runs]
         path = plot_runs(summaries, out)
     except (FileNotFoundError, ValueError, KeyError) as e:

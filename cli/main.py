@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from iis_pipe.cli import bench, data, evaluate, profile, train
+from iis_pipe.cli import bench, data, evaluate, profile, table, train
 from iis_pipe import __version__
 
 
@@ -20,5 +20,6 @@ def main() -> None:
 
 
 for command in (data.prepare, data.inspect, data.verify, data.show, data.demo,
-                evaluate.evaluate, evaluate.plot, train.train, bench.bench, profile.profile):
+                evaluate.evaluate, evaluate.plot, table.table, train.train, bench.bench,
+                profile.profile):
     main.add_command(command)
