@@ -1,12 +1,16 @@
 """Training loader throughput on DAVIS shards with RITM's recipe, against decoding alone.
 
-    python benchmarks/bench_loader.py [--batches 40]     (IIS_DATA: folder holding DAVIS/)
+    python benchmarks/bench_loader.py [--batches 40] [--objects 100]
+                                          (IIS_DATA: folder holding DAVIS/)
 
 One core: loader samples/s (in-process, every stage) on two shard layouts, JPEGs stored
-untouched (`prepare`'s default) and re-coded with restart markers (`--jpeg-restarts 4`), and
-whole-image decode-only images/s of the source JPEG files (simplejpeg), measured in turns (a
-batch of each loader, then as many decodes). Then 1 vs 2 DataLoader workers on two cores, in
-alternating runs. Targets: loader >= 0.6x decode-only; 2 workers >= 1.7x one worker.
+untouched (`prepare`'s default) and re-coded with restart markers (`--jpeg-restarts 4`), on
+dense shards (the first 48 DAVIS JPEGs with ``--objects`` synthetic polygon objects each, as
+``bench_prepare.py`` writes them, restart markers too), and whole-image decode-only images/s
+of the source JPEG files (simplejpeg), measured in turns (a batch of each loader, then as many
+decodes). Then 1 vs 2 DataLoader workers on two cores, in alternating runs. Targets: loader
+>= 0.6x decode-only; dense shards within 10 % of DAVIS's samples/s; 2 workers >= 1.7x one
+worker.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import simplejpeg
 import torch
 
+from _dense import write_dense_coco
 from iis_pipe.data_root import data_root
 from iis_pipe.profiling.decode import shard_jpegs
 from iis_pipe.profiling.loader import LoaderResult, profile_loader
@@ -68,6 +73,8 @@ def interleaved(cfgs: dict[str, object], jpegs: dict[str, list[bytes]], batches:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=40, help="timed batches of 28 per run")
+    ap.add_argument("--objects", type=int, default=100,
+                    help="objects per image of the dense shards (0: none)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     davis = data_root() / "DAVIS"
@@ -81,6 +88,15 @@ def main() -> int:
             prepare(davis, shards, workers=2, progress=False, shard_count=40,
                     params=RecordParams(jpeg_restarts=restarts))
             cfgs[name] = ritm_cocolvis_hrnet18(shards, samples_per_epoch=28 * (args.batches + 4))
+        dense = f"dense {args.objects} objects, restart segments"
+        if args.objects:
+            src = Path(tmp) / "dense-src"
+            ann = write_dense_coco(sorted((davis / "img").glob("*.jpg"))[:48], args.objects, src)
+            shards = Path(tmp) / "dense"
+            prepare(src, shards, format="coco", workers=2, progress=False, shard_count=8,
+                    params=RecordParams(jpeg_restarts=4),
+                    source_options={"annotations": str(ann), "images": str(davis / "img")})
+            cfgs[dense] = ritm_cocolvis_hrnet18(shards, samples_per_epoch=28 * (args.batches + 4))
         source = [p.read_bytes() for p in sorted((davis / "img").glob("*.jpg"))]
         jpegs = {"source": source, "re-coded": shard_jpegs(shards), "source fast": source}
         loaders, dec = interleaved(cfgs, jpegs, args.batches)
@@ -88,6 +104,16 @@ def main() -> int:
         print(f"decode-only, simplejpeg default, source files: {dec['source']:.1f} images/s "
               f"(fast flags {dec['source fast']:.1f}; re-coded files {dec['re-coded']:.1f})")
         for name, res in loaders.items():
+            if name == dense:
+                ref = loaders["restart segments"].samples_per_s
+                rel = res.samples_per_s / ref
+                print(f"loader in-process, {name}: {res.samples_per_s:.1f} samples/s = {rel:.2f}x "
+                      f"DAVIS restart segments (target >= 0.9x: "
+                      f"{'met' if rel >= 0.9 else 'MISSED'})")
+                total = sum(res.stages.values())
+                for stage, sec in sorted(res.stages.items(), key=lambda kv: -kv[1]):
+                    print(f"  {stage:<9}{1000 * sec:7.2f} ms/sample  {100 * sec / total:5.1f}%")
+                continue
             ratio = res.samples_per_s / dec["source"]
             print(f"loader in-process, {name}: {res.samples_per_s:.1f} samples/s = {ratio:.2f}x "
                   f"decode-only (target 0.6x: {'met' if ratio >= 0.6 else 'MISSED'}), "

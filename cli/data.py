@@ -23,7 +23,8 @@ def _fail(e: Exception) -> click.ClickException:
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder for shards, index and manifest.")
 @click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE",
-              help="Source option (repeatable), e.g. -O split=val -O ignore_value=255.")
+              help="Source option (repeatable; a key given twice makes a list), e.g. -O split=val "
+                   "-O ignore_value=255 -O annotations=lvis.json -O annotations=coco.json.")
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores; 1 runs in this process).")
 @click.option("--shard-size", type=ByteSize(), default="256MB", show_default=True,
@@ -38,16 +39,24 @@ def _fail(e: Exception) -> click.ClickException:
               show_default=True, help="Stored distance quantum in pixels (error <= step/2).")
 @click.option("--dt-clip", type=click.IntRange(1, 255), default=255, show_default=True,
               help="Stored distances saturate at clip * step pixels.")
+@click.option("--dt-expand", type=click.FloatRange(min=0), default=0.25, show_default=True,
+              help="Largest expand_ratio of the training sampler's border band the stored "
+                   "distances serve (outside distances kept to about this times sqrt(area) "
+                   "per region); a stream asking for more is refused.")
 @click.option("--jpeg-restarts", type=click.IntRange(min=0), default=0, show_default=True,
               help="0 stores JPEG bytes untouched. N re-codes them without loss (same pixels) "
                    "with a restart marker every N MCUs, so training decodes only a crop's part "
                    "(4 is a good N: files about 3 % larger).")
+@click.option("--max-side", type=click.IntRange(min=1), default=None,
+              help="Shrink images whose longer side exceeds N pixels once, masks with them "
+                   "(area resampling, kept where half covered); the JPEG is re-encoded: lossy.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
 @click.option("--overwrite", is_flag=True, help="Delete an earlier run's output in OUT first.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad input instead of recording it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_components,
-            min_area, dt_step, dt_clip, jpeg_restarts, resume, overwrite, strict, quiet):
+            min_area, dt_step, dt_clip, dt_expand, jpeg_restarts, max_side, resume, overwrite,
+            strict, quiet):
     """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
     webdataset shards of region records with a parquet index."""
     from iis_pipe.pipelines.prepare import PrepareError, RecordParams, prepare as run
@@ -62,10 +71,11 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
         except ValueError as e:
             raise click.ClickException(f"{e}; name the layout with --format") from None
     params = RecordParams(split_components=split_components, min_area=min_area,
-                          dt_step=dt_step, dt_clip=dt_clip, jpeg_restarts=jpeg_restarts)
+                          dt_step=dt_step, dt_clip=dt_clip, dt_expand=dt_expand,
+                          jpeg_restarts=jpeg_restarts, max_side=max_side or 0)
     try:
         res = run(source, out, format=fmt, params=params,
-                  source_options=parse_options(opts), workers=workers, shard_size=shard_size,
+                  source_options=parse_options(opts, collect_repeats=True), workers=workers, shard_size=shard_size,
                   shard_count=shard_count, resume=resume, overwrite=overwrite, strict=strict,
                   progress=not quiet)
     except (PrepareError, ValueError, TypeError, FileNotFoundError, BadInput) as e:
@@ -81,6 +91,12 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
                f"distances {b['dt']:,} ({b['dt'] / max(b['image'], 1):.2f}x images)  "
                f"total {b['total']:,}")
     click.echo(f"{res.processed} images in {res.seconds:.1f} s: {res.images_per_s:.1f} images/s")
+    if res.resized:
+        click.echo(f"resized (lossy): {res.resized['note']}")
+    if res.dropped:
+        click.echo("instances dropped: " + ", ".join(f"{kind} {n}" for kind, n in res.dropped.items()))
+    for source, found in res.mask_encoding.items():
+        click.echo(f"masks of {source}: " + ", ".join(f"{enc} {n}" for enc, n in found.items()))
     for reason, n in sorted(res.reject_reasons.items(), key=lambda kv: -kv[1]):
         click.echo(f"  rejected {n:5d}: {reason}")
     if res.rejects:
@@ -113,6 +129,13 @@ def inspect(root, as_json):
     for r in info["area_histogram"]:
         hi = "inf" if r["to"] is None else f"{r['to']:,}"
         click.echo(f"  {r['from']:>9,} - {hi:>9} {r['regions']:6d} " + "#" * round(40 * r["regions"] / top))
+    o = info["objects_per_image"]
+    click.echo(f"objects per image: mean {o['mean']:.1f}, median {o['median']:g}, max {o['max']}")
+    top = max((r["records"] for r in o["histogram"]), default=1) or 1
+    for r in o["histogram"]:
+        span = f"{r['from']}+" if r["to"] is None else (f"{r['from']}" if r["to"] == r["from"]
+                                                        else f"{r['from']}-{r['to']}")
+        click.echo(f"  {span:>9} {r['records']:6d} " + "#" * round(40 * r["records"] / top))
     click.echo(f"{'source':<12}{'records':>9}{'regions':>9}{'reg/rec':>9}{'median area':>13}")
     for s in info["per_source"]:
         click.echo(f"{s['source']:<12}{s['records']:>9}{s['regions']:>9}"

@@ -35,6 +35,10 @@ from iis_pipe.clicking import ROBOTS
 @click.option("--name", default=None, help="Run name in tables and plots (default: predictor).")
 @click.option("--plot-with", multiple=True, type=click.Path(path_type=Path),
               help="Another run folder whose curves join this run's plot (repeatable).")
+@click.option("--clicks", "clicks_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Replay these clicks instead of the robot's: a click file (JSON, as the app "
+                   "exports or a list per object) or a run's samples.parquet; only the objects "
+                   "it names are evaluated.")
 @click.option("--robot", type=click.Choice(list(ROBOTS)), default="standard", show_default=True,
               help="Who clicks: the standard rule, or a random/other robot (named in tables).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -51,10 +55,11 @@ from iis_pipe.clicking import ROBOTS
               "recompute_iou, prob_thresh, outside (zero|prev).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, objects, limit,
-             workers, name, plot_with, robot, seed, at_once, flip, zoom_in, fixed_crop, zopts,
-             quiet):
+             workers, name, plot_with, clicks_file, robot, seed, at_once, flip, zoom_in,
+             fixed_crop, zopts, quiet):
     """NoC@85/90/95, NoF and mIoU per click of a predictor on each SOURCE (prepared shards or
-    a dataset folder), with the standard robot unless --robot names another.
+    a dataset folder), with the standard robot unless --robot names another (or the clicks of
+    --clicks).
 
     Test-time wrappers are off unless asked for: --flip (innermost), then --zoom-in or
     --fixed-crop; their options are recorded in summary.json."""
@@ -80,7 +85,7 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
                   protocol=Protocol(max_clicks=max_clicks, threshold=threshold, objects=objects,
                                     robot=robot, seed=seed, at_once=tuple(ks)),
                   limit=limit, workers=workers, name=name, plot_with=plot_with,
-                  progress=not quiet, wrappers=wrappers)
+                  progress=not quiet, clicks=clicks_file, wrappers=wrappers)
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table([res.summary]))

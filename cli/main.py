@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from iis_pipe.cli import bench, data, evaluate, profile, table, train
+from iis_pipe.cli import app, bench, data, evaluate, profile, table, train
 from iis_pipe import __version__
 
 
@@ -21,5 +21,5 @@ def main() -> None:
 
 for command in (data.prepare, data.inspect, data.verify, data.show, data.demo,
                 evaluate.evaluate, evaluate.plot, table.table, train.train, bench.bench,
-                profile.profile):
+                profile.profile, app.app):
     main.add_command(command)

@@ -27,15 +27,25 @@ class ByteSize(click.ParamType):
         return int(float(m.group(1)) * _UNITS[unit])
 
 
-def parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
+def parse_options(pairs: tuple[str, ...], *, collect_repeats: bool = False) -> dict[str, object]:
     """``("split=val", "count=12")`` -> ``{"split": "val", "count": 12}``: values are JSON
-    when they parse as JSON, else strings."""
+    when they parse as JSON, else strings. A key given again replaces its value, or with
+    ``collect_repeats`` collects the values in a list (``-O annotations=lvis.json -O
+    annotations=coco.json``)."""
     out: dict[str, object] = {}
+    repeated: set[str] = set()
     for pair in pairs:
         key, eq, value = pair.partition("=")
+        key = key.strip()
         if not eq or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
-        out[key.strip()] = _literal(value.strip())
+        if collect_repeats and key in out:
+            if key not in repeated:
+                out[key] = [out[key]]
+                repeated.add(key)
+            out[key].append(_literal(value.strip()))
+        else:
+            out[key] = _literal(value.strip())
     return out
 
 

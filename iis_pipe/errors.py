@@ -16,3 +16,6 @@ class BadInput(Exception):
         self.file = str(file)
         self.reason = reason
         self.key = key
+
+    def __reduce__(self):  # travels to and from worker processes whole (scan rejects do)
+        return type(self), (self.file, self.reason, self.key)

@@ -18,9 +18,15 @@ k - 1 pixels drawn uniformly from the object (ignore pixels excluded), seeded as
 ``wrappers`` (``iis_pipe.predictors.wrappers``: zoom-in, fixed crop, flip) wrap the predictor in
 every worker; their full options go into ``summary.json``.
 
+With ``clicks`` (a click file, ``iis_pipe.clicking.clickfile``) the objects it names get its
+clicks instead of the robot's, the rest is the same; an object given fewer than max_clicks
+clicks keeps its last IoU for the clicks after (no click, no change), and objects the file does
+not name are not evaluated.
+
 Outputs in ``out``: ``samples.parquet`` (one row per object: dataset, key, object index, image
 file, area, the K IoUs, NoC@85/90/95, the clicks as JSON ``[[y, x, positive], ...]``, seconds,
-the at-once IoUs (one per ``Protocol.at_once`` k, null without), and ``error``, the reason, on a failed input or object, whose IoUs are null), ``summary.json``
+the at-once IoUs (one per ``Protocol.at_once`` k, null without), and ``error``, the reason, on
+a failed input or object, whose IoUs are null), ``summary.json``
 (per dataset metrics, failures, wall seconds; protocol, predictor) and ``miou.png`` (mIoU per
 click of this run's datasets and of the ``plot_with`` runs).
 """
@@ -34,7 +40,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +48,7 @@ from tqdm import tqdm
 
 from iis_pipe import sources
 from iis_pipe.clicking import ROBOTS, Click, standard
+from iis_pipe.clicking.clickfile import ObjectClicks, read_clicks
 from iis_pipe.errors import BadInput
 from iis_pipe.images import decode_image
 from iis_pipe.metrics import THRESHOLDS, iou, noc, summarize
@@ -49,7 +56,7 @@ from iis_pipe.metrics.plots import plot_miou
 from iis_pipe.predictors import Predictor, make_predictor
 from iis_pipe.predictors.wrappers import resolve as resolve_wrappers, wrap
 from iis_pipe.records import schema
-from iis_pipe.regions.candidates import region_candidates
+from iis_pipe.regions.candidates import region_candidates, unbox
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_records
 from iis_pipe.stream.urls import expand_urls
@@ -96,22 +103,32 @@ def object_rng(protocol: Protocol, dataset: str, key: str, obj: int) -> np.rando
 
 
 def run_object(predictor: Predictor, image: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None,
-               protocol: Protocol = Protocol(), rng: np.random.Generator | None = None
-               ) -> tuple[np.ndarray, list[Click], float]:
+               protocol: Protocol = Protocol(), given: Sequence[Click] | None = None,
+               rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[Click], float]:
     """One object's session: ``(ious (K,) float64, the clicks (K, fewer when a robot finds no
-    error left), seconds)``; ``image (H, W, 3) uint8``, ``gt`` and ``ignore`` ``(H, W) bool``;
-    ``rng`` for a random robot. ``seconds`` covers the whole of every click (robot, predictor,
-    IoU). IoUs stay float64 so that an exact 0.9 meets the 0.9 threshold."""
+    error left or fewer are given), seconds)``; ``image (H, W, 3) uint8``, ``gt`` and ``ignore``
+    ``(H, W) bool``; ``rng`` for a random robot. ``seconds`` covers the whole of every click
+    (robot, predictor, IoU). IoUs stay float64 so that an exact 0.9 meets the 0.9 threshold.
+
+    ``given``: these clicks (at most K) instead of the robot's; the IoU after the last one is
+    repeated up to K (``ValueError`` for a click outside the image)."""
     h, w = gt.shape
     robot = ROBOTS[protocol.robot]
     rng = np.random.default_rng(protocol.seed) if rng is None else rng
+    if given is not None:
+        if not 0 < len(given) <= protocol.max_clicks:
+            raise ValueError(f"{len(given)} clicks given, expected 1 to {protocol.max_clicks}")
+        outside = [c for c in given if not (0 <= c.y < h and 0 <= c.x < w)]
+        if outside:
+            raise ValueError(f"click {list(outside[0])} outside the {h}x{w} image")
     probs = np.zeros((h, w), np.float32)
     pred = np.zeros((h, w), bool)
     clicks: list[Click] = []
     ious = np.zeros(protocol.max_clicks, np.float64)
     t0 = time.perf_counter()
-    for k in range(protocol.max_clicks):
-        click = robot(gt, pred, ignore, clicks, rng)
+    steps = protocol.max_clicks if given is None else len(given)
+    for k in range(steps):
+        click = robot(gt, pred, ignore, clicks, rng) if given is None else given[k]
         if click is None:  # nothing left to correct: the mask stands
             ious[k:] = ious[k - 1] if k else iou(gt, pred, ignore)
             break
@@ -121,6 +138,7 @@ def run_object(predictor: Predictor, image: np.ndarray, gt: np.ndarray, ignore: 
             raise ValueError(f"predictor returned {probs.shape}, expected {(h, w)}")
         pred = probs > protocol.threshold
         ious[k] = iou(gt, pred, ignore)
+    ious[steps:] = ious[steps - 1]
     return ious, clicks, time.perf_counter() - t0
 
 
@@ -168,8 +186,10 @@ def dataset_name(source: str | Path) -> str:
 
 
 def _jobs(source: str | Path, dataset: str, format: str | None, options: dict[str, Any],
-          limit: int | None) -> tuple[Iterator[_Job], int | None]:
-    """Jobs of one source and their count (None when unknown before reading)."""
+          limit: int | None, keys: Collection[str] | None = None
+          ) -> tuple[Iterator[_Job], int | None]:
+    """Jobs of one source and their count (None when unknown before reading); ``keys``: only
+    the images with these keys."""
     if is_prepared(source):
         if format is not None or options:
             raise ValueError(f"{source}: prepared shards take no --format or source options "
@@ -201,10 +221,19 @@ def _jobs(source: str | Path, dataset: str, format: str | None, options: dict[st
         jobs = (_Job(dataset, "bad", it) if isinstance(it, BadInput)
                 else _Job(dataset, "item", (fmt.name, it)) for it in items)
         count = len(items)
+    if keys is not None:
+        jobs = (j for j in jobs if _job_key(j) in keys)
+        count = None  # the progress bar's total: unknown before the keys are met
     if limit is not None:
         jobs = islice(jobs, limit)
         count = limit if count is None else min(count, limit)
     return jobs, count
+
+
+def _job_key(job: _Job) -> str | None:
+    if job.kind == "bad":
+        return job.payload.key
+    return job.payload[1].key if job.kind == "item" else job.payload[1]
 
 
 def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
@@ -216,7 +245,8 @@ def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
         fmt, item = job.payload
         sample = sources.get_format(fmt).load(item)
         # The same regions prepare would store with its defaults, so both inputs agree.
-        regions = region_candidates(sample.instances, sample.instance_meta)[0]
+        regions = unbox(region_candidates(sample.instances, sample.instance_meta)[0],
+                        sample.size)
         file = sample.meta.get("image_file", item.key)
         return (sample.key, file, decode_image(sample.image_bytes, sample.image_ext), regions,
                 sample.ignore)
@@ -268,7 +298,7 @@ def _row(dataset: str, key: str, obj: int, file: str, area: int = 0, ious=None, 
 
 def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     """Rows of one image's objects; any failure becomes a row with file and reason."""
-    job, spec, options, protocol, single_thread, wrappers = task
+    job, spec, options, protocol, single_thread, given, wrappers = task
     try:
         key, file, image, regions, ignore = _load(job)
     except BadInput as e:
@@ -282,9 +312,12 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     predictor = _predictor(spec, options, single_thread, wrappers)
     rows = []
     for i, gt in enumerate(objects):
+        if given is not None and i not in given:
+            continue
         rng = object_rng(protocol, job.dataset, key, i)
         try:
-            ious, clicks, secs = run_object(predictor, image, gt, ignore, protocol, rng)
+            ious, clicks, secs = run_object(predictor, image, gt, ignore, protocol,
+                                            None if given is None else given[i], rng)
             at_once = (run_at_once(predictor, image, gt, ignore, protocol.at_once, rng,
                                    protocol.threshold) if protocol.at_once else None)
         except Exception as e:  # recorded and counted, never dropped
@@ -293,6 +326,9 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
             continue
         rows.append(_row(job.dataset, key, i, file, int(gt.sum()), ious, clicks, secs,
                          at_once=at_once))
+    for i in sorted(set(given or ()) - set(range(len(objects)))):
+        rows.append(_row(job.dataset, key, i, file,
+                         error=f"clicks given for object {i}; the record has {len(objects)}"))
     if not rows:
         rows.append(_row(job.dataset, key, -1, file, error="no object in the record"))
     return rows
@@ -325,10 +361,12 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
              protocol: Protocol = Protocol(), limit: int | None = None,
              workers: int | None = None, name: str | None = None,
              plot_with: Sequence[str | Path] = (), progress: bool = True,
+             clicks: str | Path | None = None,
              wrappers: Sequence[tuple[str, dict[str, Any]]] = ()) -> EvalResult:
     """Evaluate ``predictor`` (a spec for ``make_predictor``, or a picklable predictor) on each
     source and write the outputs into ``out``; see the module docstring.
 
+    ``clicks``: a click file whose clicks replace the robot's (``read_clicks``).
     ``wrappers``: ``(name, options)`` of ``iis_pipe.predictors.wrappers`` (first innermost).
     ``format``/``source_options`` apply to dataset folders (e.g. ``merge_instances=True`` for
     DAVIS); ``limit``: the first N images of each source. Raises ``ValueError``,
@@ -341,9 +379,11 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     if not sources_:
         raise ValueError("no source to evaluate")
     names = _unique([dataset_name(s) for s in sources_])
+    given = None if clicks is None else _given_clicks(read_clicks(clicks), names, protocol)
     # Every source is scanned and every --plot-with run read before any work, so that a bad
     # argument fails at once.
-    plans = [(src, dataset, *_jobs(src, dataset, format, dict(source_options or {}), limit))
+    plans = [(src, dataset, *_jobs(src, dataset, format, dict(source_options or {}), limit,
+                                   None if given is None else given[dataset]))
              for src, dataset in zip(sources_, names)]
     previous = [read_summary(p) for p in plot_with]
     out = Path(out)
@@ -354,12 +394,19 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
         for src, dataset, jobs, total in plans:
             t0 = time.perf_counter()
             rows = []
-            tasks = ((j, predictor, options, protocol, workers > 1, wrappers) for j in jobs)
+            tasks = ((j, predictor, options, protocol, workers > 1,
+                      None if given is None else given[dataset].get(_job_key(j)), wrappers)
+                     for j in jobs)
             with tqdm(total=total, disable=not progress, unit="img",
                       desc=f"evaluate {dataset}") as bar:
                 for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1)):
                     rows.extend(res)
                     bar.update()
+            if given is not None:  # named in the file, never met in the source
+                seen = {r["key"] for r in rows}
+                rows.extend(_row(dataset, key, obj, "", error="clicks given for a key that is "
+                                 "not in the source") for key, objs in given[dataset].items()
+                            if key not in seen for obj in objs)
             summaries.append({"dataset": dataset, "source": str(src),
                               **dataset_summary(rows, protocol.max_clicks),
                               "seconds": time.perf_counter() - t0})
@@ -367,7 +414,9 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     label = name or _label(predictor)
     summary = {"name": label,
                "predictor": predictor if isinstance(predictor, str) else repr(predictor),
-               "predictor_options": options, "wrappers": recorded, "protocol": asdict(protocol),
+               "predictor_options": options, "wrappers": recorded,
+               "protocol": {**asdict(protocol), "robot": protocol.robot if clicks is None
+                            else f"clicks {clicks}"},
                "format": format, "source_options": dict(source_options or {}), "limit": limit,
                "workers": workers, "datasets": summaries}
     out.mkdir(parents=True, exist_ok=True)
@@ -376,6 +425,29 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     if any(d["samples"] for s in (summary, *previous) for d in s["datasets"]):
         plot_runs([summary, *previous], out / PLOT_FILE)
     return EvalResult(out, summary, all_rows)
+
+
+def _given_clicks(objects: Sequence[ObjectClicks], datasets: Sequence[str], protocol: Protocol
+                  ) -> dict[str, dict[str, dict[int, tuple[Click, ...]]]]:
+    """``{dataset: {key: {object: clicks}}}`` of a click file's objects; ``ValueError`` for an
+    entry that names no source or gives more clicks than the protocol runs."""
+    given: dict[str, dict[str, dict[int, tuple[Click, ...]]]] = {d: {} for d in datasets}
+    for o in objects:
+        if o.dataset is None and len(datasets) > 1:
+            raise ValueError(f"clicks for {o.key!r} name no dataset; with several sources each "
+                             f"object needs one of: {', '.join(datasets)}")
+        dataset = datasets[0] if o.dataset is None else o.dataset
+        if dataset not in given:
+            raise ValueError(f"clicks for {o.key!r} name dataset {dataset!r}, not one of the "
+                             f"sources: {', '.join(datasets)}")
+        if len(o.clicks) > protocol.max_clicks:
+            raise ValueError(f"clicks for {o.key!r} object {o.object}: {len(o.clicks)} clicks, "
+                             f"more than --max-clicks {protocol.max_clicks}")
+        objs = given[dataset].setdefault(o.key, {})
+        if o.object in objs:
+            raise ValueError(f"clicks for {o.key!r} object {o.object} given twice")
+        objs[o.object] = o.clicks
+    return given
 
 
 def _label(predictor) -> str:

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from iis_pipe.shards import index as idx
 
 AREA_BINS = [0, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, np.inf]
+OBJECT_BINS = [1, 2, 3, 6, 11, 21, 51, 101, 201, np.inf]  # objects per image: 1, 2, 3-5, ... 201+
 
 
 def inspect(root: str | Path) -> dict[str, Any]:
@@ -41,6 +42,20 @@ def inspect(root: str | Path) -> dict[str, Any]:
         "area_histogram": [{"from": int(lo), "to": None if hi == np.inf else int(hi),
                             "regions": int(n)} for lo, hi, n in
                            zip(AREA_BINS[:-1], AREA_BINS[1:], hist)],
+        "objects_per_image": objects_per_image(table),
         "per_source": per_source,
         "rejects": rejects.to_pylist(),
     }
+
+
+def objects_per_image(table) -> dict[str, Any]:
+    """Objects (source instances with at least one region; regions too unless
+    ``--split-components``) per record: mean, median, max and a histogram over ``OBJECT_BINS``."""
+    pairs = table.group_by(["key", "instance"]).aggregate([]).group_by("key").aggregate([("instance", "count")])
+    counts = pairs.column("instance_count").to_numpy() if pairs.num_rows else np.zeros(0, np.int64)
+    hist, _ = np.histogram(counts, bins=OBJECT_BINS)
+    return {"mean": float(counts.mean()) if counts.size else 0.0,
+            "median": float(np.median(counts)) if counts.size else 0.0,
+            "max": int(counts.max()) if counts.size else 0,
+            "histogram": [{"from": int(lo), "to": None if hi == np.inf else int(hi) - 1, "records": int(n)}
+                          for lo, hi, n in zip(OBJECT_BINS[:-1], OBJECT_BINS[1:], hist)]}

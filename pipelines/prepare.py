@@ -24,6 +24,7 @@ from iis_pipe.errors import BadInput
 from iis_pipe.records import schema
 from iis_pipe.records.distances import DistanceCoding
 from iis_pipe.regions.candidates import region_candidates
+from iis_pipe.sources.resize import JPEG_QUALITY, limit_side
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.writer import PARTS_DIR, PartWriter, finished_parts
 from iis_pipe.pipelines.executors import make_executor, ordered_map
@@ -40,9 +41,16 @@ class RecordParams:
     min_area: int = 1
     dt_step: float = 1.0
     dt_clip: int = 255
+    # the largest expand_ratio of the click sampler's border band the maps serve: outside
+    # levels are kept to about dt_expand * sqrt(area) per region (distances.reach); a stream
+    # asking for more is refused
+    dt_expand: float = schema.DEFAULT_EXPAND
     # 0: JPEG bytes stored untouched. N: re-coded without loss (the same pixels) with a restart
     # marker every N MCUs, so the training stream decodes only a crop's segments (4 is good)
     jpeg_restarts: int = 0
+    # 0: images keep their size. N: larger images are shrunk once so their longer side is N,
+    # the JPEG re-encoded (lossy; sources/resize.py)
+    max_side: int = 0
 
     @property
     def coding(self) -> DistanceCoding:
@@ -62,6 +70,9 @@ class PrepareResult:
     processed: int
     shards: int
     timings: dict[str, float] = field(default_factory=dict)
+    mask_encoding: dict[str, dict[str, int]] = field(default_factory=dict)
+    resized: dict[str, Any] | None = None  # manifest["resized"] with --max-side
+    dropped: dict[str, int] = field(default_factory=dict)  # instances left out, by kind
 
     @property
     def images_per_s(self) -> float:
@@ -74,10 +85,16 @@ class PrepareError(RuntimeError):
 
 def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dict[str, Any]:
     """Load one item and encode its record. Returns a result dict (picklable): either
-    ``{"key", "members", "rows", "checksum", "timings"}`` or ``{"key", "file", "reason"}``."""
+    ``{"key", "members", "rows", "checksum", "notes", "timings"}`` or ``{"key", "file", "reason"}``;
+    ``notes`` (for the manifest) has the source, its mask encoding, the instances dropped by
+    kind and, with ``max_side``, the original size."""
     t0 = time.perf_counter()
     try:
         sample = sources.get_format(fmt).load(item)
+        resized_from = None
+        if params.max_side:
+            sample = limit_side(sample, params.max_side)
+            resized_from = sample.meta.get("resized_from")
         t1 = time.perf_counter()
         masks, meta, dropped = region_candidates(
             sample.instances, sample.instance_meta,
@@ -87,6 +104,8 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
                            f"no region left (instances: {len(sample.instances)}, "
                            f"min_area {params.min_area})", key=item.key)
         t2 = time.perf_counter()
+        # the source's own drops (duplicates, score filters) first, then min_area's
+        dropped = sample.meta.get("dropped", []) + dropped
         info = {**sample.meta, "dropped": dropped}
         image_bytes = sample.image_bytes
         if sample.image_ext == "jpg" and params.jpeg_restarts:
@@ -96,7 +115,7 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
                 pass  # one libjpeg-turbo cannot re-code stays as it is: only slower to crop
         members = schema.encode_record(sample.key, image_bytes, sample.image_ext,
                                        sample.size, masks, meta, sample.ignore, info,
-                                       params.coding)
+                                       params.coding, params.dt_expand)
         t3 = time.perf_counter()
     except BadInput as e:
         return {"key": e.key or item.key, "file": e.file, "reason": e.reason}
@@ -105,7 +124,10 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
                 "reason": f"unexpected {type(e).__name__}: {e}"}
     rec_meta = schema.decode_meta(members)
     checksum = schema.checksum(members)
-    return {"key": sample.key, "members": members, "checksum": checksum,
+    notes = {"source": sample.meta["source"], "mask_encoding": sample.mask_encoding,
+             "dropped": dict(Counter(d.get("kind", "min_area") for d in dropped)),
+             **({"resized_from": resized_from} if resized_from else {})}
+    return {"key": sample.key, "members": members, "checksum": checksum, "notes": notes,
             "rows": idx.region_rows(rec_meta, "", checksum),
             "timings": {"load": t1 - t0, "regions": t2 - t1, "encode": t3 - t2}}
 
@@ -215,7 +237,8 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
                     writer.add_reject(res["key"], res["file"], res["reason"], res["input"])
                 else:
                     t0 = time.perf_counter()
-                    writer.add_record(res["key"], res["members"], res["rows"], res["checksum"])
+                    writer.add_record(res["key"], res["members"], res["rows"], res["checksum"],
+                                      res["notes"])
                     timings["write"] += time.perf_counter() - t0
                     timings.update(res["timings"])
                 bar.update()
@@ -246,19 +269,47 @@ def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, second
         member_bytes.update(r["member_bytes"])
     byte_sums = {"image": sum(member_bytes[s] for s in schema.IMAGE_SUFFIXES),
                  "regions": member_bytes[schema.RUNS], "ignore": member_bytes[schema.IGNORE],
-                 "dt": member_bytes[schema.DT], "meta": member_bytes[schema.META]}
+                 "dt": member_bytes[schema.DT],
+                 "meta": member_bytes[schema.META] + member_bytes[schema.TABLE]
+                 + member_bytes[schema.REGION_META]}
     byte_sums["total"] = sum(byte_sums.values())
     reasons = Counter(_reason_kind(r["reason"]) for r in rejects)
     shards = [{"shard": p["shard"], "records": len(p["records"]), "bytes": p["bytes"]}
               for p in parts if p["shard"]]
     manifest = {**run, "counts": {"inputs": n_inputs, "records": len(records),
                                   "regions": len(rows), "rejects": len(rejects)},
-                "reject_reasons": dict(reasons), "bytes": byte_sums, "shards": shards}
+                "reject_reasons": dict(reasons), "bytes": byte_sums, "shards": shards,
+                "mask_encoding": mask_encodings(records)}
+    dropped: Counter = Counter()
+    for r in records:
+        dropped.update(r.get("notes", {}).get("dropped", {}))
+    manifest["dropped"] = dict(sorted(dropped.items()))
+    if run["params"].get("max_side"):
+        manifest["resized"] = resized_summary(records, run["params"]["max_side"])
     idx.write_json(manifest, out / idx.MANIFEST_FILE)
     return PrepareResult(out=out, inputs=n_inputs, records=len(records), regions=len(rows),
                          rejects=len(rejects), reject_reasons=dict(reasons), bytes=byte_sums,
                          seconds=seconds, processed=processed, shards=len(shards),
-                         timings=timings)
+                         timings=timings, mask_encoding=manifest["mask_encoding"],
+                         resized=manifest.get("resized"), dropped=manifest["dropped"])
+
+
+def resized_summary(records: list[dict[str, Any]], max_side: int) -> dict[str, Any]:
+    """What ``--max-side`` did, for the manifest: it is lossy, so it says so."""
+    n = sum(1 for r in records if r.get("notes", {}).get("resized_from"))
+    return {"max_side": max_side, "records": n, "lossy": True, "jpeg_quality": JPEG_QUALITY,
+            "note": f"{n} images with a side over {max_side} px were shrunk (area resampling) and "
+                    f"re-encoded (JPEG quality {JPEG_QUALITY}): lossy; masks resampled by area, "
+                    "kept where at least half covered"}
+
+
+def mask_encodings(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """``{source: {mask encoding: records}}`` from the sidecars' record notes."""
+    found: dict[str, Counter] = {}
+    for r in records:
+        notes = r.get("notes", {})
+        found.setdefault(notes.get("source", "?"), Counter())[notes.get("mask_encoding") or "unknown"] += 1
+    return {source: dict(sorted(c.items())) for source, c in sorted(found.items())}
 
 
 def _reason_kind(reason: str) -> str:

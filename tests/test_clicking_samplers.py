@@ -144,7 +144,7 @@ def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
             assert np.array_equal(win, want), (name, ci, seed, "window")
             asked = []
             lazy = sample_clicks(regions[sel], cfg, np.random.default_rng(seed), levels=lambda box: (
-                asked.append(box) or (q[sel][:, box[0]:box[1], box[2]:box[3]], scale)), **kw)
+                asked.append(box) or (q[sel][:, box[0]:box[1], box[2]:box[3]], scale, None)), **kw)
             assert np.array_equal(lazy, want) and asked == [(y0, y1, x0, x1)], (name, ci, seed)
     empty = np.zeros((1, *regions.shape[1:]), bool)
     none = sample_clicks(empty, cfg, np.random.default_rng(0), levels=lambda box: 1 / 0)
@@ -153,6 +153,67 @@ def test_stored_levels_sample_as_their_float_maps_davis(davis_dir):
         sample_clicks(regions[:1], cfg, np.random.default_rng(0), levels=q[:1], inside=inside[:1])
     with pytest.raises(ValueError, match="does not cover"):
         sample_clicks(regions[:1], cfg, np.random.default_rng(0), levels=q[:1, :5], scale=1.0)
+
+
+def _reach_cases(davis_dir, grabcut_dir):
+    """``(name, (M, H, W) bool targets, other)``: DAVIS instances alone and in pairs (a small
+    one next to a large one's band among them), GrabCut objects."""
+    for name, regions, _ in _davis_instances(davis_dir, 12):
+        for j in range(len(regions)):
+            yield name, regions[j:j + 1], None
+        if len(regions) > 1:
+            yield name + " merged", regions[:2], None
+    for p in sorted((grabcut_dir / "boundary_GT").glob("*.bmp"))[::4]:
+        yield p.name, (np.array(Image.open(p)) == 255)[None], None
+
+
+@pytest.mark.realdata
+def test_reach_limited_levels_give_the_clicks_of_full_levels(davis_dir, grabcut_dir):
+    """Schema 5 keeps outside levels to each region's reach only: at the widest expand_ratio
+    the reach serves (and resize factors from 0.75 to 1.4), the clicks equal those of the
+    maps kept to the clip wherever ``levels_hold_band`` says the band is decided by exact
+    levels; elsewhere (merged regions where a small one meets a large one's band) the band is
+    computed from the masks, and the clicks equal those of the inside levels with no outside
+    map (the sampler's own computation)."""
+    from iis_pipe.clicking.samplers import _band_window, _union, levels_hold_band
+    from iis_pipe.geometry.box import mask_bbox
+    from iis_pipe.records import distances
+
+    coding, expand = distances.DistanceCoding(), 0.25
+    held = computed = 0
+    for k, (name, regions, other) in enumerate(_reach_cases(davis_dir, grabcut_dir)):
+        areas = regions.sum(axis=(1, 2))
+        reach = [distances.reach(int(a), expand, coding) for a in areas]
+        full = np.stack([distances.unpack_region(*distances.encode_region(r, mask_bbox(r), coding),
+                                                 r.shape, coding.clip) for r in regions])
+        kept = np.stack([distances.unpack_region(*distances.encode_region(
+            r, mask_bbox(r), coding, n), r.shape, coding.clip) for r, n in zip(regions, reach)])
+        for q_kept, q_full, m, n in zip(kept, full, regions, reach):
+            exact = m | (q_full <= n)  # the region and the outside levels up to its reach
+            assert np.array_equal(q_kept[exact], q_full[exact]) and (q_kept[~exact] > n).all()
+        for scale in (np.float32(0.75), np.float32(1.0), np.float32(1.4)):
+            for cfg in (SamplerConfig(expand_ratio=expand, negative_border_prob=0.8,
+                                      negative_bg_prob=0.1, negative_other_prob=0.1),
+                        SamplerConfig(expand_ratio=0.1)):
+                seed = 7 * k + int(10 * scale)
+                # the band radius the sampler will use, in pixels of these masks
+                union = _union(regions, [mask_bbox(r) for r in regions])
+                r = _band_window(union[3], union[4], cfg.expand_ratio, regions.shape[1:])[1]
+                got = sample_clicks(regions, cfg, np.random.default_rng(seed), levels=kept,
+                                    scale=scale, reach=min(reach))
+                if levels_hold_band(min(reach), scale, r):
+                    want = sample_clicks(regions, cfg, np.random.default_rng(seed), levels=full,
+                                         scale=scale)
+                    held += 1
+                else:
+                    inside = np.stack([distances.inside_outside(q, m, coding, scale)[0]
+                                       for q, m in zip(kept, regions)])
+                    want = sample_clicks(regions, cfg, np.random.default_rng(seed),
+                                         inside=inside)
+                    computed += 1
+                assert np.array_equal(got, want), (name, scale, cfg.expand_ratio)
+    # single regions at scale 1 and over always hold; some merged ones at 0.25 do not
+    assert held > 50 and computed > 0
 
 
 def test_sampler_synthetic_edge_cases():

@@ -136,31 +136,80 @@ def _exact(mask):
     return np.where(mask, inside, outside)
 
 
-def _check_bound(mask, coding):
-    q, win = distances.encode_region(mask, mask_bbox(mask), coding)
+def _check_bound(mask, coding, expand=None):
+    """The module's bound against scipy: on the region to the clip, off it to the reach
+    (schema 5, ``expand``) or the clip (schema 1-4, None); saturated beyond."""
+    reach = coding.clip - 1 if expand is None else distances.reach(int(mask.sum()), expand, coding)
+    q, win = distances.encode_region(mask, mask_bbox(mask), coding,
+                                     None if expand is None else reach)
     full = distances.unpack_region(q, win, mask.shape, coding.clip)
     exact = _exact(mask)
     decoded = full.astype(np.float64) * coding.step
-    free = exact < (coding.clip - 0.5) * coding.step
+    free = np.where(mask, exact < (coding.clip - 0.5) * coding.step,
+                    exact <= (reach + 0.5) * coding.step)
     err = np.abs(decoded - exact)[free]
     assert err.max(initial=0) <= coding.step / 2 + 1e-6
-    assert (full[~free] == coding.clip).all()
+    assert (full[~free & mask] == coding.clip).all()
+    assert (full[~free & ~mask] >= min(reach + 1, coding.clip)).all()
+    if expand is not None:  # the window holds the band to the reach, and no more than needed
+        margin = int(np.ceil((reach + 0.5) * coding.step))
+        assert win == mask_bbox(mask).grow(margin, mask.shape)
     return err.max(initial=0)
 
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("coding", [distances.DistanceCoding(), distances.DistanceCoding(2.0, 40)])
-def test_distance_bound_on_grabcut(grabcut_dir, coding):
-    worst = max(_check_bound(m, coding) for _, m in _grabcut_masks(grabcut_dir))
+@pytest.mark.parametrize("expand", [None, 0.25, 1.0])
+def test_distance_bound_on_grabcut(grabcut_dir, coding, expand):
+    worst = max(_check_bound(m, coding, expand) for _, m in _grabcut_masks(grabcut_dir))
     assert worst > 0  # the quantisation is real, not a copy of the exact values
 
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("coding", [distances.DistanceCoding(), distances.DistanceCoding(0.5, 30)])
-def test_distance_bound_on_davis_instances(davis_dir, coding):
+@pytest.mark.parametrize("expand", [None, 0.25])
+def test_distance_bound_on_davis_instances(davis_dir, coding, expand):
     for _, insts, _ in _davis_masks(davis_dir):
         for m in insts:
-            _check_bound(m, coding)
+            _check_bound(m, coding, expand)
+
+
+@pytest.mark.realdata
+def test_distance_bands_round_trip_on_real_masks(davis_dir, voc_sample_dir):
+    """The 2-bit delta bands give back every level (raw bands where deltas exceed 1, as
+    with a step under one pixel), read whole or by rows."""
+    rng = np.random.default_rng(3)
+    compress = arrays.zstd_compressor(3)
+    vocs = [np.array(Image.open(p)) for p in sorted((voc_sample_dir / "masks").glob("*.png"))[:3]]
+    found = [m for _, insts, _ in _davis_masks(davis_dir, 4) for m in insts]
+    found += [ids == v for ids in vocs for v in np.unique(ids) if v not in (0, 255)]
+    raw_bands = 0
+    for coding in (distances.DistanceCoding(), distances.DistanceCoding(0.5, 60)):
+        for m in found:
+            q, _ = distances.encode_region(m, mask_bbox(m), coding,
+                                           distances.reach(int(m.sum()), 0.25, coding))
+            span = distances.encode_bands(q, 64, compress)
+            whole, first = distances.decode_rows(span, q.shape, 64, 0, q.shape[0],
+                                                 arrays.zstd_frames)
+            assert first == 0 and np.array_equal(whole, q)
+            for _ in range(3):
+                y0 = int(rng.integers(-5, q.shape[0]))
+                y1 = int(rng.integers(y0 + 1, q.shape[0] + 5))
+                rows, first = distances.decode_rows(span, q.shape, 64, y0, y1, arrays.zstd_frames)
+                assert first <= max(y0, 0) and first + len(rows) >= min(y1, q.shape[0])
+                np.testing.assert_array_equal(rows, q[first:first + len(rows)])
+            for y0, y1 in ((q.shape[0] + 3, q.shape[0] + 9), (q.shape[0] + 70, q.shape[0] + 80),
+                           (-9, -3)):  # rows off the map: what is given is the map's
+                rows, first = distances.decode_rows(span, q.shape, 64, y0, y1, arrays.zstd_frames)
+                np.testing.assert_array_equal(rows, q[first:first + len(rows)])
+                assert len(rows) == 0 or (y0 > 0 and first + len(rows) == q.shape[0])
+            n = -(-q.shape[0] // 64)
+            lengths = np.frombuffer(span[:4 * n], "<u4")
+            raw_bands += sum(arrays.zstd_frames(span[4 * n + s:4 * n + s + k])[0] == 1
+                             for s, k in zip(np.cumsum([0, *lengths[:-1]]), lengths))
+    assert raw_bands > 0  # the step-0.5 maps
+    with pytest.raises(ValueError, match="corrupt"):
+        distances.decode_rows(span[:-3], q.shape, 64, 0, q.shape[0], arrays.zstd_frames)
 
 
 @pytest.mark.realdata
@@ -171,8 +220,9 @@ def test_quantise_kernel_equals_numpy_on_davis(davis_dir):
             for m in insts:
                 d2 = distances._sq_map(m)
                 out = np.empty(d2.shape, np.uint8)
-                distances._quantise(d2, limit, table, out)
-                np.testing.assert_array_equal(out, table[np.minimum(d2, limit)])
+                distances._quantise(d2, m, limit, table, np.uint8(17), out)
+                q = table[np.minimum(d2, limit)]
+                np.testing.assert_array_equal(out, np.where(m, q, np.minimum(q, 17)))
 
 
 @pytest.mark.realdata
@@ -193,10 +243,21 @@ def test_record_round_trip_on_davis(davis_dir):
     for i, m in enumerate(inst):
         inside, outside = rec.inside_outside(i)
         exact = _exact(m)
-        free = exact < 254.5
+        reach = rec.meta["regions"][i]["dt_reach"]
+        assert reach == distances.reach(int(m.sum()), schema.DEFAULT_EXPAND, rec.coding)
+        free = np.where(m, exact < 254.5, exact < reach + 0.5)
         assert np.abs(np.where(m, inside, outside) - exact)[free].max() <= 0.5 + 1e-6
+        assert (outside[~m & ~free] >= reach + 1).all()
         assert (inside[~m] == 0).all() and (outside[m] == 0).all()
     assert [r["area"] for r in rec.meta["regions"]] == [int(m.sum()) for m in inst]
+    assert [r["label"] for r in rec.meta["regions"]] == list(range(1, len(inst) + 1))
+    # the stream's view: the count in meta.json, the rest in the table
+    light = schema.decode_meta(members, regions=False)
+    table = schema.region_table(members, light)
+    assert light["regions"] == len(inst) and light["dt"]["expand"] == schema.DEFAULT_EXPAND
+    assert table.bbox.tolist() == [r["bbox"] for r in rec.meta["regions"]]
+    assert table.slots(range(len(inst))).tolist() == [[r["layer"], r["label_id"]]
+                                                      for r in rec.meta["regions"]]
 
 
 @pytest.mark.realdata
@@ -218,22 +279,26 @@ def test_inside_outside_kernel_equals_numpy_on_davis(davis_dir):
 
 
 @pytest.mark.realdata
-def test_stored_distance_rows_decode_only_their_bands(davis_dir, monkeypatch):
+def test_stored_distance_rows_decode_only_their_bands(davis_dir):
     stem, insts, void = _davis_masks(davis_dir, 3)[2]
     h, w = void.shape
     regions, meta, _ = region_candidates(np.stack(insts), [{} for _ in insts])
     members = schema.encode_record(stem, b"", "jpg", (h, w), regions, meta, void,
                                    {"source": "davis", "split": "val"},
                                    distances.DistanceCoding())
-    rec_meta = schema.decode_meta(members)
+    rec_meta = schema.decode_meta(members, regions=False)
+    table = schema.region_table(members, rec_meta)
     band = rec_meta["dt"]["band_rows"]
     rng = np.random.default_rng(4)
-    for r in rec_meta["regions"]:
-        full = schema.decode_dt_window(members, r)  # all frames: the whole .npy
-        wy, wx, wh, ww = r["dt_window"]
+    for i in range(len(insts)):
+        full = schema.decode_dt_window(members, rec_meta, table, i)  # every band
+        wy, wx, wh, ww = table.window[i].tolist()
         assert full.shape == (wh, ww)
-        offset, _ = r["dt_span"]
-        starts = offset + np.cumsum([0, *r["dt_frames"]])  # frame j: starts[j]..starts[j + 1]
+        offset, length = table.span[i].tolist()
+        n = -(-wh // band)
+        lengths = np.frombuffer(members[schema.DT][offset:offset + 4 * n], "<u4")
+        starts = offset + 4 * n + np.cumsum([0, *lengths])  # band j: starts[j]..starts[j + 1]
+        assert starts[-1] == offset + length
         for _ in range(6):
             y0 = int(rng.integers(-10, h))
             y1 = int(rng.integers(y0 + 1, h + 10))
@@ -241,81 +306,114 @@ def test_stored_distance_rows_decode_only_their_bands(davis_dir, monkeypatch):
             # garble every band that holds none of the asked rows: reading one fails
             needed = range((a - wy) // band, -(-(b - wy) // band)) if a < b else range(0)
             garbled = bytearray(members[schema.DT])
-            for j in range(len(r["dt_frames"]) - 1):
+            for j in range(n):
                 if j not in needed:
-                    garbled[starts[j + 1]:starts[j + 2]] = b"\xff" * (starts[j + 2] - starts[j + 1])
+                    garbled[starts[j]:starts[j + 1]] = b"\xff" * (starts[j + 1] - starts[j])
             q, (oy, ox) = schema.decode_dt_rows({**members, schema.DT: bytes(garbled)},
-                                                rec_meta, r, y0, y1)
+                                                rec_meta, table, i, y0, y1)
             assert ox == wx and (oy - wy) % band == 0
             if a < b:  # every asked row of the window is there, equal to the whole decode
                 assert oy <= a and oy + len(q) >= b
                 np.testing.assert_array_equal(q, full[oy - wy:oy - wy + len(q)])
             assert -(-len(q) // band) == len(needed)
     garbled = bytearray(members[schema.DT])  # every band of the last region
-    garbled[starts[1]:starts[-1]] = b"\xff" * (starts[-1] - starts[1])
-    with pytest.raises(ValueError, match="corrupt array member"):  # garbling is seen
-        schema.decode_dt_rows({**members, schema.DT: bytes(garbled)}, rec_meta, r, 0, h)
+    garbled[starts[0]:starts[-1]] = b"\xff" * (starts[-1] - starts[0])
+    with pytest.raises(ValueError, match="corrupt"):  # garbling is seen
+        schema.decode_dt_rows({**members, schema.DT: bytes(garbled)}, rec_meta, table, i, 0, h)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+def _v4_members(m, region_meta, coding):
+    """A version 4 record as its writer made it (kept here as the reference of that format):
+    label runs, each map over its bbox grown by the whole clip as an ``.npy`` in LZ4 bands
+    of 32 rows, every region's fields in ``meta.json``."""
+    layers, slots = masks.pack_layers(m)
+    frames, regions, offset = [], [], 0
+    for i, (r, rm, (layer, label)) in enumerate(zip(m, region_meta, slots)):
+        q, win = distances.encode_region(r, Box.from_xywh(rm["bbox"]), coding)
+        frame, lengths = arrays.encode_array_bands(q, 32, "lz4")
+        regions.append({"id": i, "layer": layer, "label_id": label, "instance": i,
+                        "component": None, "area": int(r.sum()), "bbox": list(rm["bbox"]),
+                        "dt_window": list(win.to_yxhw()), "dt_span": [offset, len(frame)],
+                        "dt_frames": lengths})
+        frames.append(frame)
+        offset += len(frame)
+    h, w = m.shape[1:]
+    meta = {"schema": 4, "key": "k", "source": "x", "split": "y", "height": h, "width": w,
+            "image": {"ext": "jpg", "file": None}, "mask_files": [],
+            "layers": layers.shape[0] // h, "ignored": 0,
+            "dt": {"step": coding.step, "clip": coding.clip, "band_rows": 32},
+            "regions": regions, "dropped": []}
+    return {"jpg": b"", schema.RUNS: arrays.encode_array(runs.encode_runs(layers)),
+            schema.IGNORE: arrays.encode_array(np.zeros((h, w), bool)),
+            schema.DT_LZ4: b"".join(frames), schema.META: json.dumps(meta).encode()}, meta
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_older_versions_still_read(version):
     rng = np.random.default_rng(1)
+    coding = distances.DistanceCoding()
     m = np.zeros((2, 80, 50), bool)
     m[0, 10:65, 12:30] = True
     m[1, 30:75, 20:45] = True  # overlaps the first: two layers
-    region_meta = [{"bbox": mask_bbox(r).to_xywh()} for r in m]
+    region_meta = [{"bbox": mask_bbox(r).to_xywh(), "area": int(r.sum())} for r in m]
     members = schema.encode_record("k", b"", "jpg", (80, 50), m, region_meta,
                                    np.zeros((80, 50), bool), {"source": "x", "split": "y"},
-                                   distances.DistanceCoding())
-    assert members[schema.DT][:4] == b"\x04\x22\x4d\x18"  # versions 3 and 4: LZ4 frames
-    new_meta = json.loads(members[schema.META])
-    meta = json.loads(members[schema.META])
+                                   coding)
+    new_meta = schema.decode_meta(members)
+    assert new_meta["schema"] == 5
+    old, meta = _v4_members(m, region_meta, coding)
+    assert old[schema.DT_LZ4][:4] == b"\x04\x22\x4d\x18"  # versions 3 and 4: LZ4 frames
     meta["schema"] = version
     layers = masks.pack_layers(m)[0]
-    old = {k: v for k, v in members.items() if k != schema.RUNS}
+    if version < 4:
+        del old[schema.RUNS]
     if version == 1:  # layers in one zstd frame, one zstd frame per map, no bands
         old[schema.REGIONS] = arrays.encode_array(layers)
         del meta["dt"]["band_rows"]
-    else:  # layers in zstd bands
+    elif version < 4:  # layers in zstd bands
         old[schema.REGIONS], meta["layers_frames"] = arrays.encode_array_bands(layers, 32)
     if version < 3:
         frames, offset = [], 0
-        for r, q in zip(meta["regions"], (distances.encode_region(r, Box.from_xywh(b["bbox"]),
-                                                                   distances.DistanceCoding())[0]
-                                          for r, b in zip(m, region_meta))):
+        for r, b in zip(meta["regions"], region_meta):
+            q = distances.encode_region(m[r["id"]], Box.from_xywh(b["bbox"]), coding)[0]
             if version == 1:
                 frame = arrays.encode_array(q)
                 del r["dt_frames"]
             else:  # zstd bands
-                frame, r["dt_frames"] = arrays.encode_array_bands(q, schema.BAND_ROWS)
+                frame, r["dt_frames"] = arrays.encode_array_bands(q, 32)
             r["dt_span"] = [offset, len(frame)]
             frames.append(frame)
             offset += len(frame)
-        del old[schema.DT]
+        del old[schema.DT_LZ4]
         old[schema.DT_ZSTD] = b"".join(frames)
     old[schema.META] = json.dumps(meta).encode()
     meta = schema.decode_meta(old)
     np.testing.assert_array_equal(schema.decode_regions(old, meta), m)
     np.testing.assert_array_equal(schema.decode_regions(members, new_meta), m)
-    np.testing.assert_array_equal(schema.decode_dt(old, meta), schema.decode_dt(members, new_meta))
+    old_dt, new_dt = schema.decode_dt(old, meta), schema.decode_dt(members, new_meta)
+    old_table = schema.region_table(old, meta)
+    assert (old_table.reach == coding.clip - 1).all()
+    for q_old, q_new, r, n in zip(old_dt, new_dt, m, schema.region_table(members, new_meta).reach):
+        exact = r | (q_old <= n)  # schema 5 keeps outside levels to the reach only
+        np.testing.assert_array_equal(q_old[exact], q_new[exact])
+        assert (q_new[~exact] > n).all()
     for _ in range(6):
         y0, y1 = sorted(rng.integers(-5, 90, 2))
         got = schema.decode_layer_runs(old, meta, y0, y1 + 1)
         want = schema.decode_layer_runs(members, new_meta, y0, y1 + 1)
         assert got.holds(y0, y1 + 1, 80) and want.holds(y0, y1 + 1, 80)
         a = runs.decode_runs(got.runs, 2 * got.rows, 50).reshape(2, got.rows, 50)
-        b = runs.decode_runs(want.runs, 160, 50).reshape(2, 80, 50)
-        np.testing.assert_array_equal(a, b[:, got.first:got.first + got.rows])
-        for r, new_r in zip(meta["regions"], new_meta["regions"]):
-            got, origin = schema.decode_dt_rows(old, meta, r, y0, y1 + 1)
-            want, want_origin = schema.decode_dt_rows(members, new_meta, new_r, y0, y1 + 1)
+        b = runs.decode_runs(want.runs, 240, 50).reshape(3, 80, 50)  # and the union layer
+        np.testing.assert_array_equal(a, b[:2, got.first:got.first + got.rows])
+        np.testing.assert_array_equal(b[2] == 1, m.any(0))
+        for i, r in enumerate(meta["regions"]):
+            got, origin = schema.decode_dt_rows(old, meta, old_table, i, y0, y1 + 1)
             wy, wx = r["dt_window"][:2]
             assert origin[1] == wx and origin[0] <= max(y0, wy)
-            full = schema.decode_dt_window(members, new_r)
+            full = schema.decode_dt_window(old, meta, old_table, i)
             np.testing.assert_array_equal(got, full[origin[0] - wy:origin[0] - wy + len(got)])
-            if version > 1:
-                assert origin == want_origin
-                np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(full, old_dt[i][wy:wy + full.shape[0],
+                                                          wx:wx + full.shape[1]])
 
 
 @pytest.mark.parametrize("codec", arrays.CODECS)
@@ -357,7 +455,9 @@ def test_min_area_and_components_are_accounted():
     assert len(regions) == 1 and meta[0]["area"] == 16 and meta[0]["bbox"] == (2, 2, 4, 4)
     assert len(dropped) == 1 and dropped[0]["area"] == 4
     whole, _, none = region_candidates(inst, [{}])
-    assert len(whole) == 1 and whole[0].sum() == 20 and none == []
+    assert len(whole) == 1 and whole[0].mask.sum() == 20 and none == []
+    assert whole[0].box == Box(2, 12, 2, 12) and whole[0].mask.shape == (10, 10)
+
 
 
 def _small_record(ignore: np.ndarray, image_ext: str = "jpg") -> dict[str, bytes]:
@@ -373,14 +473,14 @@ def _small_record(ignore: np.ndarray, image_ext: str = "jpg") -> dict[str, bytes
 def test_member_rules_match_what_the_writer_writes(image_ext):
     members = _small_record(np.zeros((40, 30), bool), image_ext)
     assert set(members) <= set(schema.MEMBER_SUFFIXES)
-    assert sorted(members) == sorted([image_ext, "runs.npy.zst", "ignore.npy.zst", "dt.npy.lz4",
-                                      "meta.json"])
+    assert sorted(members) == sorted([image_ext, "runs.npy.zst", "ignore.npy.zst", "dt.q2.zst",
+                                      "table.npy.zst", "regions.json", "meta.json"])
     assert schema.missing_members(members) == []
     assert schema.image_member(members) == schema.find_image_member(members) == image_ext
-    for name in ("ignore.npy.zst", "meta.json", "runs.npy.zst", "dt.npy.lz4"):
+    for name in ("ignore.npy.zst", "meta.json", "runs.npy.zst", "dt.q2.zst"):
         assert schema.missing_members({k: v for k, v in members.items() if k != name}) == [name]
     # older versions' names count as the member
-    old = {k: v for k, v in members.items() if k not in ("runs.npy.zst", "dt.npy.lz4")}
+    old = {k: v for k, v in members.items() if k not in ("runs.npy.zst", "dt.q2.zst")}
     assert schema.missing_members({**old, "regions.npy.zst": b"", "dt.npy.zst": b""}) == []
     no_image = {k: v for k, v in members.items() if k != image_ext}
     assert schema.find_image_member(no_image) is None
@@ -413,9 +513,11 @@ def test_written_meta_has_the_typed_keys():
     meta = schema.decode_meta(_small_record(np.zeros((40, 30), bool)))
     declared = set(schema.RecordMeta.__annotations__)
     assert schema.RecordMeta.__required_keys__ <= set(meta) <= declared
-    assert set(meta) - schema.RecordMeta.__required_keys__ == {"ignored"}  # version 4 has it
+    # version 4 and 5 have "ignored", version 5 "union_layer"
+    assert set(meta) - schema.RecordMeta.__required_keys__ == {"ignored", "union_layer"}
     assert set(meta["image"]) == set(schema.ImageMeta.__annotations__)
     assert set(meta["dt"]) == set(schema.DtMeta.__annotations__)
     (region,) = meta["regions"]
     assert schema.RegionMeta.__required_keys__ <= set(region) <= set(schema.RegionMeta.__annotations__)
-    assert {"dt_frames", "label"} <= set(region)
+    assert {"dt_reach", "label"} <= set(region)
+

@@ -423,4 +423,23 @@ def test_toy_deterministic_disjoint():
 
 
 def test_registry_is_complete():
-    assert set(FORMATS) == {"grabcut", "berkeley", "davis", "folder", "coco", "sbd", "voc", "toy"}
+    assert set(FORMATS) == {"grabcut", "berkeley", "davis", "folder", "coco", "sa1b", "sbd", "voc", "toy"}
+
+
+def test_rle_string_counts_equal_pycocotools_on_many_masks():
+    """Against pycocotools' own reading (its RLE of a string, decoded back) on masks of many
+    run lengths, including runs past 2^15 (4-char numbers) and negative deltas."""
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        h, w = int(rng.integers(1, 300)), int(rng.integers(1, 400))
+        cells = rng.random((int(rng.integers(1, 12)), int(rng.integers(1, 12))))
+        mask = (cv2.resize(cells, (w, h), interpolation=cv2.INTER_LINEAR) > rng.uniform(0.2, 0.8))
+        string = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode("ascii")
+        counts = rle_string_counts(string)
+        assert counts.sum() == h * w and (counts >= 0).all()
+        rebuilt = np.repeat(np.arange(len(counts)) % 2, counts).reshape(w, h).T
+        assert np.array_equal(rebuilt, mask), trial
+    for bad, reason in (("0\x7f", "invalid compressed RLE character"), ("0h", "ends inside a number"),
+                        ("hhhhhhh0", "more than 7 characters"), ("0é", "not ASCII")):
+        with pytest.raises(ValueError, match=reason):
+            rle_string_counts(bad)

@@ -182,6 +182,15 @@ def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
             want_m, want_l = _warp_reference(part, a, p, want_slots)
             np.testing.assert_array_equal(got_m, want_m)
             np.testing.assert_array_equal(got_l, want_l)
+            # schema 5's union layer after the others: read with the targets' layers only
+            with_union = np.concatenate([part, (part != 0).any(0, keepdims=True).astype(part.dtype)])
+            found = runs.encode_runs(with_union.reshape(-1, w))
+            lr = runs.LayerRuns(found, runs.row_starts(found, (n_layers + 1) * (b - a), w), a,
+                                b - a, w)
+            got_m, got_l = warp_labels(lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2),
+                                       union=n_layers)
+            np.testing.assert_array_equal(got_m, want_m)
+            np.testing.assert_array_equal(got_l, want_l)
             if opencv5:  # and what resizing each layer with OpenCV gives
                 for (layer, label), got in zip(want_slots, got_m):
                     resized = apply(layers[layer], p, linear=False)
@@ -248,7 +257,8 @@ def test_stored_levels_give_the_clicks_of_float_maps(shards, request, monkeypatc
     """The stream hands the sampler resized stored levels; the float inside / outside maps
     made of them (``distances.inside_outside``) give the same batches."""
     import iis_pipe.stream.sample as sample
-    from iis_pipe.clicking.samplers import distance_window
+    from iis_pipe.geometry.box import mask_bbox
+    from iis_pipe.clicking.samplers import _band_window, _union, distance_window, levels_hold_band
     from iis_pipe.records import distances
 
     root = request.getfixturevalue(shards)
@@ -262,19 +272,24 @@ def test_stored_levels_give_the_clicks_of_float_maps(shards, request, monkeypatc
         window = distance_window(masks, scfg)
         if window is None:  # the targets fell out of the crop
             return real(masks, scfg, rng, **kw)
-        levels, scale = levels(window)
+        levels, scale, reach = levels(window)
         assert levels.dtype == np.uint8
         (y0, x0), (h, w) = window[::2], levels.shape[1:]
         maps = [distances.inside_outside(q, m[y0:y0 + h, x0:x0 + w], distances.DistanceCoding(),
                                          scale) for q, m in zip(levels, masks)]
-        calls.append(len(masks))
+        union = _union(masks, [mask_bbox(m) for m in masks])
+        r = _band_window(union[3], union[4], scfg.expand_ratio, masks.shape[1:])[1]
+        held = levels_hold_band(reach, scale, r)  # else the band is computed from the masks
+        calls.append((len(masks), held))
         return real(masks, scfg, rng, inside=np.stack([a for a, _ in maps]),
-                    outside=np.stack([b for _, b in maps]), origin=(y0, x0), **kw)
+                    outside=np.stack([b for _, b in maps]) if held else None, origin=(y0, x0),
+                    **kw)
 
     monkeypatch.setattr(sample, "sample_clicks", floats)
     for a, b in zip(with_levels, _batches(StreamLoader(cfg), 3), strict=True):
         _same(a, b)
-    assert len(calls) >= 20 and (shards == "grabcut_shards" or max(calls) > 1)
+    assert len(calls) >= 20 and (shards == "grabcut_shards" or max(calls)[0] > 1)
+    assert any(held for _, held in calls)
 
 
 @pytest.mark.realdata
@@ -636,3 +651,24 @@ def test_sample_generators_depend_on_position_only():
     assert len({str(v) for v in first.values()}) == 4
     assert draws(sample_generators(11, 3)(7)) != first[7]
     assert draws(sample_generators(12, 2)(7)) != first[7]
+
+
+def test_expand_ratio_beyond_the_records_is_refused(toy_shards, tmp_path):
+    """The maps hold the border band to the records' dt_expand (0.25 by default): a stream
+    asking for more is refused at start when a manifest says so (naming it), else at the
+    first record (naming the shard and key), never skipped as a bad record."""
+    import shutil
+
+    from iis_pipe.stream.sample import ExpandBeyondRecords
+
+    _batches(StreamLoader(stream_config(toy_shards, batch_size=4, expand_ratio=0.25)), 1)
+    with pytest.raises(ExpandBeyondRecords, match=r"manifest\.json: expand_ratio 0\.3 .* 0\.25"):
+        StreamLoader(stream_config(toy_shards, batch_size=4, expand_ratio=0.3))
+    bare = tmp_path / "bare"  # the shards without their manifest
+    bare.mkdir()
+    for shard in sorted(toy_shards.glob("shard-*.tar")):
+        shutil.copy(shard, bare)
+    loader = StreamLoader(stream_config(bare, batch_size=4, expand_ratio=0.3))
+    with pytest.raises(ExpandBeyondRecords, match=r"shard-\d+\.tar, record .*--dt-expand 0\.3"):
+        _batches(loader, 1)
+    assert loader.errors == []

@@ -185,11 +185,11 @@ def test_random_robots_are_seeded_and_stop_when_nothing_is_left():
         return out
 
     runs = [run_object(half, image, gt, None, Protocol(max_clicks=4, robot="uniform"),
-                       np.random.default_rng(s))[1] for s in (1, 1, 2)]
+                       rng=np.random.default_rng(s))[1] for s in (1, 1, 2)]
     assert runs[0] == runs[1] != runs[2]
     ious, clicks, _ = run_object(oracle, image, gt, None,
                                  Protocol(max_clicks=4, robot="dt_weighted"),
-                                 np.random.default_rng(0))
+                                 rng=np.random.default_rng(0))
     assert len(clicks) == 1 and ious.tolist() == [1.0] * 4  # no error left after click 1
 
 

@@ -141,7 +141,7 @@ class _BoxSets:
     region masks say which side), or are computed here."""
 
     def __init__(self, regions, boxes, union, other, ignore, inside, outside, expand_ratio,
-                 origin=(0, 0), levels=None, scale=1.0):
+                 origin=(0, 0), levels=None, scale=1.0, reach=None):
         self.regions = regions
         self.shape = regions.shape[1:]
         self.num_regions = regions.shape[0]
@@ -152,6 +152,7 @@ class _BoxSets:
         self.union = union  # _union of the regions
         self.levels = levels
         self.scale = np.float32(scale)
+        self.reach = reach
         # Inside transforms: (map, y, x of its [0, 0]) per region; an empty region has none.
         self.inside = []
         for m, box in enumerate(self.boxes):
@@ -197,6 +198,8 @@ class _BoxSets:
             y0, y1, x0, x1 = win
             side = None
             maps = self.outside if self.levels is None else self.levels
+            if self.levels is not None and not levels_hold_band(self.reach, self.scale, r):
+                maps = None  # beyond what the levels hold: computed from the masks below
             if maps is not None:
                 _check_covers(maps[0], self.origin, win, "outside")
             if maps is not None and len(maps) == 1:
@@ -211,7 +214,7 @@ class _BoxSets:
                 feat = np.ones((y1 - y0, x1 - x0), bool)
                 feat[uy - y0:uy - y0 + u.shape[0], ux - x0:ux - x0 + u.shape[1]] = ~u
                 d = sq_to_distance(sq_distance_to_zero(feat))
-            if self.levels is not None:
+            if maps is not None and self.levels is not None:
                 side = self.regions[0] if len(self.regions) == 1 else self.regions.any(axis=0)
             self._band = (d, y0, x0, win, r, side)
         return self._band
@@ -255,6 +258,13 @@ class _BoxSets:
         if obox is None:
             return ps.PixelSet.empty(ign)
         return ps.PixelSet.background(obox, u, (uy, ux), within=self.other, ignore=ign)
+
+
+def levels_hold_band(reach: int | None, scale, r: int) -> bool:
+    """Whether stored levels exact up to ``reach`` (larger ones read as at least
+    ``reach + 1``; None: no limit) decide the band ``float32(q) * scale <= r`` as the exact
+    levels would: every level that can pass is exact."""
+    return reach is None or float(np.float32(reach + 1) * np.float32(scale)) > r
 
 
 def _check_covers(a: np.ndarray, origin, box, name: str) -> None:
@@ -331,7 +341,7 @@ def per_region(a, m):
 
 def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=None, ignore=None,
                   inside=None, outside=None, origin: tuple[int, int] = (0, 0), levels=None,
-                  scale: float = 1.0) -> np.ndarray:
+                  scale: float = 1.0, reach: int | None = None) -> np.ndarray:
     """First clicks for one training sample: ``(2N, 3) int32`` (see ``format``; a batch is
     ``format.stack_clicks`` of these). The ``order`` column numbers the positives ``0..P-1``,
     then the negatives ``P..P+Q-1`` (RITM's 0 / 100 first-click marks are not kept).
@@ -346,9 +356,14 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
       uint8`` over such a window (``records.distances``: inside distances on each region,
       outside ones elsewhere, ``float32(q) * scale`` pixels): the same clicks as the float
       maps that ``distances.inside_outside`` makes of them, without making them. Or a function
-      ``levels(window) -> (levels, scale)`` of the ``distance_window`` ``Box``
-      (then ``origin`` is its corner): called once, with the box the sampler finds anyway, and
-      not at all when the regions are empty.
+      ``levels(window) -> (levels, scale, reach)`` of the ``distance_window`` ``Box`` (then
+      ``origin`` is its corner): called once, with the box the sampler finds anyway, and not
+      at all when the regions are empty.
+    - ``reach``: the levels' outside values are exact up to ``reach`` only (larger ones are
+      at least ``reach + 1``; schema 5's maps, ``distances.reach``; None: exact throughout):
+      when the border band could pass a larger level (``levels_hold_band``), its outside
+      distances are computed from the masks over the band's window instead (exact, in crop
+      pixels), the inside ones still read from the levels.
     """
     if levels is not None and (inside is not None or outside is not None):
         raise ValueError("give levels or inside/outside maps, not both")
@@ -358,7 +373,7 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
     union = _union(regions, boxes)
     if callable(levels):
         window = _window(union, cfg, regions.shape[1:])
-        levels, scale, origin = (None, scale, origin) if window is None else \
+        levels, scale, reach, origin = (None, scale, reach, origin) if window is None else \
             (*levels(window), window.origin)
     if levels is not None:
         levels = np.asarray(levels, np.uint8)
@@ -366,5 +381,6 @@ def sample_clicks(regions, cfg: SamplerConfig, rng: np.random.Generator, other=N
         if levels.ndim != 3 or len(levels) != m:
             raise ValueError(f"levels {levels.shape} must be (h, w) or (M, h, w) for {m} regions")
     sets = _BoxSets(regions, boxes, union, other, ignore, per_region(inside, m),
-                    per_region(outside, m), cfg.expand_ratio, tuple(origin), levels, scale)
+                    per_region(outside, m), cfg.expand_ratio, tuple(origin), levels, scale,
+                    reach)
     return draw_clicks(cfg, rng, sets)

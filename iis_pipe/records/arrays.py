@@ -41,6 +41,21 @@ def _zstd() -> zstandard.ZstdDecompressor:
     return dec
 
 
+@lru_cache(maxsize=None)
+def zstd_compressor(level: int = LEVEL):
+    """``bytes -> zstd frame`` at ``level`` (one compressor per level and process)."""
+    return zstandard.ZstdCompressor(level=level).compress
+
+
+def zstd_frames(data) -> bytes:
+    """Consecutive zstd frames, decompressed and joined (this thread's decompressor); raises
+    ValueError on corrupt data."""
+    try:
+        return _zstd().decompressobj(read_across_frames=True).decompress(data)
+    except zstandard.ZstdError as e:
+        raise ValueError(f"corrupt zstd frames ({e})") from None
+
+
 def encode_array(array: np.ndarray) -> bytes:
     """Any numpy array -> zstd-compressed ``.npy`` bytes."""
     buf = io.BytesIO()

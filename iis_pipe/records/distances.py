@@ -7,12 +7,26 @@ elsewhere, so one map carries both (the mask gives the side):
   image border counting as boundary (as the click robots pad it);
 - ``outside`` = Euclidean distance from a non-region pixel to the nearest region pixel.
 
-Encoding: ``q = min(round(u / step), clip)`` as uint8. Error bound against an exact EDT:
-``|q * step - u| <= step / 2`` wherever ``u < (clip - 0.5) * step``; elsewhere ``q == clip``
-(saturated: "at least that far"). Only a window of the region's bbox plus ``clip * step + 1``
-pixels can hold unsaturated values, so that window is all that is stored, one array per
-region (so a reader decodes only the regions it uses). Boxes and windows are ``Box``es here;
-the schema stores a window as ``dt_window`` ``[y0, x0, h, w]`` (``Box.to_yxhw``).
+Levels: ``q = min(round(u / step), clip)`` as uint8 on the region, and off it
+``q = min(round(u / step), reach + 1)``: outside levels are kept up to the region's ``reach``
+(schema 5, :func:`reach`: ``ceil(expand * sqrt(area) / step) + 2``, at most ``clip - 1``; the
+border band the click sampler reads never asks for more when its ``expand_ratio`` is at most
+``expand``); schema 1-4 kept them to ``clip``. **Error bound** against an exact EDT:
+``|q * step - u| <= step / 2`` on the region wherever ``u < (clip - 0.5) * step`` (else
+``q == clip``), and off it wherever ``u <= (reach + 0.5) * step`` (else ``q == reach + 1``,
+"at least that far"; pixels off the stored window read as ``clip``). Only the
+region's bbox grown by ``ceil((reach + 0.5) * step)`` pixels can hold unsaturated levels, so only that window is stored (and its EDT is all that is computed);
+a reader fills pixels off the window with ``clip``.
+
+Encoding (schema 5, :func:`encode_bands`): each map is cut into bands of ``rows`` rows, each
+band one zstd frame of: a flag byte; for flag 0, the band's first level, then 2-bit codes
+(``delta + 1``, four per byte, first code in the low bits) of the deltas along the first row
+and then down each column. Quantised distances with ``step >= 1`` are 1-Lipschitz between
+4-neighbours (rounding the square root of an integer never meets a tie), so these deltas are
+always -1, 0 or 1; a band where they are not (``step < 1``) is stored as flag 1 and its raw
+levels. A region's span is ``uint32`` frame lengths (one per band), then the frames: a reader
+decompresses only the bands under the rows it needs (:func:`decode_rows`). Boxes and windows are ``Box``es here; the schema
+stores a window as ``dt_window`` ``[y0, x0, h, w]`` (``Box.to_yxhw``).
 """
 
 from __future__ import annotations
@@ -44,6 +58,19 @@ class DistanceCoding:
         return int(math.ceil(self.clip * self.step)) + 1
 
 
+# Levels of slack in a region's reach: the stream's band radius is a ceiling (up to one crop
+# pixel, 1 / 0.75 source pixels at the smallest resize) and the crop's resampled area is not
+# exactly the scaled one; the stream checks the reach anyway and computes the band otherwise.
+REACH_SLACK = 2
+
+
+def reach(area: int, expand: float, coding: DistanceCoding) -> int:
+    """Outside levels kept exact for a region of ``area`` pixels: the band of
+    ``ceil(expand * sqrt(area))`` pixels and a slack, at most ``clip - 1`` levels."""
+    return int(min(math.ceil(expand * math.sqrt(area) / coding.step) + REACH_SLACK,
+                   coding.clip - 1))
+
+
 def _sq_map(mask: np.ndarray) -> np.ndarray:
     """``(H, W) bool`` region -> ``(H, W) int32`` exact squared combined distances."""
     d2 = sq_distance_to_zero(~mask)  # outside; 0 on the region
@@ -68,28 +95,163 @@ def _quantiser(coding: DistanceCoding) -> tuple[int, np.ndarray]:
     return limit, np.minimum(levels, coding.clip).astype(np.uint8)
 
 
-def encode_region(mask: np.ndarray, bbox: Box, coding: DistanceCoding
-                  ) -> tuple[np.ndarray, Box]:
-    """Quantised map of one region ``(H, W) bool`` whose tight box is ``bbox``, over its window
-    (``bbox`` grown by ``coding.margin``, clipped to the image): ``((h, w) uint8, window)``."""
-    win = bbox.grow(coding.margin, mask.shape)
+def encode_region(mask: np.ndarray, bbox: Box, coding: DistanceCoding,
+                  reach_levels: int | None = None, corner: tuple[int, int] = (0, 0),
+                  shape: tuple[int, int] | None = None) -> tuple[np.ndarray, Box]:
+    """Quantised map of one region whose tight box is ``bbox`` (image pixels), over its
+    window (``bbox`` grown by the margin, clipped to the image): ``((h, w) uint8, window)``.
+
+    ``mask``: the region, ``(H, W) bool`` over the image, or over a part of an image of
+    ``shape`` that holds the region, its ``[0, 0]`` at image pixel ``corner`` ``(y, x)`` (a
+    ``regions.candidates.BoxMask``). ``reach_levels``: outside levels kept (see
+    :func:`reach`; the margin is ``ceil((reach_levels + 0.5) * step)``); None: up to
+    ``clip``, schema 1-4's maps, over the bbox grown by ``clip * step + 1``."""
+    margin = coding.margin if reach_levels is None else \
+        int(math.ceil((reach_levels + 0.5) * coding.step))
+    win = bbox.grow(margin, mask.shape if shape is None else shape)
     # Every region pixel and every non-region pixel nearer than the margin lies in the window,
     # so the transforms over it are exact where it matters; the rest saturates anyway. The
     # image border counts as boundary only where the window reaches it (the bbox ring is
     # non-region elsewhere and nearer).
-    d2 = _sq_map(np.ascontiguousarray(mask[win.slices]))
+    cy, cx = corner
+    crop = np.zeros(win.shape, bool)
+    part = Box(win.y0 - cy, win.y1 - cy, win.x0 - cx, win.x1 - cx).clip(mask.shape)
+    if not part.empty:
+        crop[part.y0 + cy - win.y0:part.y1 + cy - win.y0,
+             part.x0 + cx - win.x0:part.x1 + cx - win.x0] = mask[part.slices]
+    d2 = _sq_map(crop)
     limit, table = _quantiser(coding)
     out = np.empty(d2.shape, np.uint8)
-    _quantise(d2, limit, table, out)
+    cap = coding.clip if reach_levels is None else reach_levels + 1
+    _quantise(d2, crop, limit, table, np.uint8(cap), out)
     return out, win
 
 
 @njit(cache=True, nogil=True)
-def _quantise(d2, limit, table, out):
-    # table[np.minimum(d2, limit)] in one pass (numpy: a clip pass and a gather, 5x the time)
+def _quantise(d2, mask, limit, table, cap, out):
+    # table[np.minimum(d2, limit)], capped at ``cap`` off the region, in one pass (numpy: a
+    # clip pass, a gather and a select, 5x the time)
     for y in range(d2.shape[0]):
         for x in range(d2.shape[1]):
-            out[y, x] = table[min(d2[y, x], limit)]
+            q = table[min(d2[y, x], limit)]
+            out[y, x] = q if mask[y, x] else min(q, cap)
+
+
+@njit(cache=True, nogil=True)
+def _pack_band(q, out):
+    """Band payload of ``q (n, w) uint8`` into ``out`` (at least ``band_bytes`` long): flag 0,
+    the first level, 2-bit delta codes; returns its length, or -1 when a delta is not in
+    -1..1 (the band is then stored raw)."""
+    n, w = q.shape
+    out[0] = 0
+    out[1] = q[0, 0]
+    pos, shift, acc = 2, 0, 0
+    for y in range(n):
+        for x in range(w):
+            if y == 0:
+                if x == 0:
+                    continue
+                d = np.int32(q[0, x]) - np.int32(q[0, x - 1])
+            else:
+                d = np.int32(q[y, x]) - np.int32(q[y - 1, x])
+            if d < -1 or d > 1:
+                return -1
+            acc |= (d + 1) << shift
+            shift += 2
+            if shift == 8:
+                out[pos] = acc
+                pos += 1
+                shift, acc = 0, 0
+    if shift:
+        out[pos] = acc
+        pos += 1
+    return pos
+
+
+def _packed_bytes(n: int, w: int) -> int:
+    return 2 + (n * w - 1 + 3) // 4
+
+
+def encode_bands(q: np.ndarray, rows: int, compress) -> bytes:
+    """A region's span (see module doc) for ``q (h, w) uint8``: ``uint32`` frame lengths, then
+    one ``compress``ed frame per band of ``rows`` rows."""
+    q = np.ascontiguousarray(q, np.uint8)
+    frames = []
+    buf = np.empty(_packed_bytes(rows, q.shape[1]) if q.size else 2, np.uint8)
+    for i in range(0, q.shape[0], rows):
+        band = q[i:i + rows]
+        n = _pack_band(band, buf)
+        payload = buf[:n].tobytes() if n >= 0 else b"\x01" + band.tobytes()
+        frames.append(compress(payload))
+    head = np.array([len(f) for f in frames], "<u4").tobytes()
+    return head + b"".join(frames)
+
+
+@njit(cache=True, nogil=True)
+def _unpack_bands(raw, n_bands, rows, h, w, out):
+    """Band payloads back to back in ``raw`` -> levels ``out (n, w)``; returns the bytes read
+    (-1: a payload is cut short or has an unknown flag)."""
+    pos = 0
+    for b in range(n_bands):
+        y0 = b * rows
+        n = min(rows, h - y0)
+        if pos >= raw.size:
+            return -1
+        flag = raw[pos]
+        if flag == 1:
+            if pos + 1 + n * w > raw.size:
+                return -1
+            for y in range(n):
+                for x in range(w):
+                    out[y0 + y, x] = raw[pos + 1 + y * w + x]
+            pos += 1 + n * w
+            continue
+        size = 2 + (n * w - 1 + 3) // 4
+        if flag != 0 or pos + size > raw.size:
+            return -1
+        v = np.int32(raw[pos + 1])
+        k = 0
+        for y in range(n):
+            for x in range(w):
+                if y == 0 and x == 0:
+                    out[y0, 0] = v
+                    continue
+                code = (np.int32(raw[pos + 2 + (k >> 2)]) >> (2 * (k & 3))) & 3
+                k += 1
+                if y == 0:
+                    v = np.int32(out[y0, x - 1]) + code - 1
+                else:
+                    v = np.int32(out[y0 + y - 1, x]) + code - 1
+                out[y0 + y, x] = v
+        pos += size
+    return pos
+
+
+def decode_rows(span, shape: tuple[int, int], rows: int, y0: int, y1: int, decompress
+                ) -> tuple[np.ndarray, int]:
+    """Rows ``[y0, y1)`` (at least, clipped to the map) of a region's span of a map of
+    ``shape``, decompressing only the bands that hold them: ``((n, w) uint8, first row)``.
+    ``decompress``: bytes of consecutive frames -> their payloads joined. Raises ValueError
+    on corrupt data."""
+    h, w = shape
+    n_bands = -(-h // rows) if h else 0
+    span = memoryview(span)
+    if len(span) < 4 * n_bands:
+        raise ValueError(f"corrupt distance span ({len(span)} bytes, {n_bands} bands)")
+    lengths = np.frombuffer(span[:4 * n_bands], "<u4").astype(np.int64)
+    b0 = min(max(y0, 0) // rows, n_bands)
+    b1 = max(min(-(-max(y1, 0) // rows), n_bands), b0)
+    start = 4 * n_bands + int(lengths[:b0].sum())
+    stop = start + int(lengths[b0:b1].sum())
+    if stop > len(span):
+        raise ValueError(f"corrupt distance span (frames end at {stop}, span {len(span)})")
+    first, last = min(b0 * rows, h), min(b1 * rows, h)  # rows below the map: none
+    out = np.empty((last - first, w), np.uint8)
+    if b1 > b0:
+        raw = np.frombuffer(decompress(span[start:stop]), np.uint8)
+        if _unpack_bands(raw, b1 - b0, rows, last - first, w, out) != raw.size:
+            raise ValueError(f"corrupt distance span (bands {b0}..{b1 - 1})")
+    return out, first
 
 
 def unpack_region(crop: np.ndarray, win: Box, shape: tuple[int, int], clip: int) -> np.ndarray:

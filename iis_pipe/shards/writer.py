@@ -45,7 +45,9 @@ class PartWriter:
         return self.out / shard_name(self.part, self.prefix)
 
     def add_record(self, key: str, members: dict[str, bytes], rows: list[dict[str, Any]],
-                   checksum: str) -> None:
+                   checksum: str, notes: dict[str, Any] | None = None) -> None:
+        """``notes``: plain facts about how the record was made (e.g. its mask encoding), kept
+        in the sidecar for the manifest, not in the shard."""
         size = sum(len(v) for v in members.values())
         if self._records and (self._bytes + size > self.max_bytes
                               or len(self._records) >= self.max_count):
@@ -55,7 +57,8 @@ class PartWriter:
         self._bytes += tario.add_record(self._tar, key, members)
         name = self._shard.name
         self._records.append({"key": key, "checksum": checksum, "bytes": size,
-                              "member_bytes": {k: len(v) for k, v in members.items()}})
+                              "member_bytes": {k: len(v) for k, v in members.items()},
+                              **({"notes": notes} if notes else {})})
         self._regions.extend({**r, "shard": name} for r in rows)
 
     def add_reject(self, key: str, file: str, reason: str, input_id: str = "") -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from iis_pipe.errors import BadInput
-from iis_pipe.sources import berkeley, coco, davis, folder, grabcut, sbd, toy, voc
+from iis_pipe.sources import berkeley, coco, davis, folder, grabcut, sa1b, sbd, toy, voc
 from iis_pipe.sources._common import record_key
 from iis_pipe.sources.types import Sample, SourceItem
 
@@ -38,7 +38,7 @@ class SourceFormat(NamedTuple):
 
 FORMATS: dict[str, SourceFormat] = {
     m.NAME: SourceFormat(m.NAME, m.detect, m.scan, m.load, m.LAYOUT)
-    for m in (grabcut, berkeley, davis, folder, coco, sbd, voc, toy)
+    for m in (grabcut, berkeley, davis, folder, coco, sa1b, sbd, voc, toy)
 }
 
 

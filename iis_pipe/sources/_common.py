@@ -1,4 +1,4 @@
-"""Helpers shared by the source modules: keys, file pairing, mask checks, building a Sample."""
+"""Helpers shared by the source modules: keys, file pairing, id maps, building a Sample."""
 
 from __future__ import annotations
 
@@ -123,42 +123,6 @@ def read_image(item: SourceItem, path: str) -> tuple[bytes, str, tuple[int, int]
         return images.read_image_file(path)
 
 
-def read_mask(item: SourceItem, path: str, size: tuple[int, int]) -> np.ndarray:
-    """Mask values as ``images.read_label_image`` gives them, checked to be ``size`` ``(H, W)``."""
-    with keyed(item.key):
-        arr = images.read_label_image(path)
-    check_size(item, path, arr, size)
-    return arr
-
-
-def read_ids(item: SourceItem, path: str, size: tuple[int, int], void: int | None = None) -> np.ndarray:
-    """An index mask (palette or gray) ``(H, W)``, checked to be ``size``.
-
-    A gray map stored as RGB(A) is accepted; a colour mask is rejected (its colours are not ids),
-    and so are palette indices past the file's palette other than ``void``: no colour defines
-    them, so no annotator drew them.
-    """
-    with keyed(item.key):
-        arr, palette = images.read_indexed_label(path)
-    if arr.ndim == 3:
-        color = arr[:, :, :3] if arr.shape[2] >= 3 else arr[:, :, :1]  # alpha carries no ids
-        if (color != color[:, :, :1]).any():
-            raise BadInput(path, "colour mask: expected palette or gray ids", item.key)
-        arr = color[:, :, 0]
-    check_size(item, path, arr, size)
-    if palette is not None:
-        bad = np.setdiff1d(present_values(arr[arr >= palette]), [] if void is None else [void])
-        if bad.size:
-            raise BadInput(path, f"unknown palette index {bad.tolist()} (palette has {palette} entries)",
-                           item.key)
-    return arr
-
-
-def first_channel(arr: np.ndarray) -> np.ndarray:
-    """``(H, W)`` view of a mask that may be stored as RGB(A): the first channel carries it."""
-    return arr[:, :, 0] if arr.ndim == 3 else arr
-
-
 def check_size(item: SourceItem, path: str, arr: np.ndarray, size: tuple[int, int]) -> None:
     if tuple(arr.shape[:2]) != tuple(size):
         raise BadInput(path, f"mask is {arr.shape[0]}x{arr.shape[1]} but image is {size[0]}x{size[1]}",
@@ -196,14 +160,18 @@ def split_ids(ids: np.ndarray, void: int | None = None) -> tuple[np.ndarray, lis
 
 def make_sample(item: SourceItem, image: tuple[bytes, str, tuple[int, int]],
                 instances: np.ndarray | list[np.ndarray], instance_meta: list[dict], ignore: np.ndarray,
-                mask_files: list[str], image_file: str | None = None) -> Sample:
+                mask_files: list[str], image_file: str | None = None, mask_encoding: str = "") -> Sample:
     """Assemble the Sample; an annotation without any instance pixel is a ``BadInput``.
 
     ``image`` is ``read_image``'s ``(bytes, ext, (H, W))``; ``instances`` a ``(K, H, W)`` bool
-    array or a list of K ``(H, W)`` masks; ``image_file`` defaults to ``item.files["image"]``.
+    array or a list of K ``(H, W)`` masks; ``image_file`` defaults to ``item.files["image"]``;
+    ``mask_encoding`` names how the masks were stored (``sources.masks``).
     """
     data, ext, size = image
-    stacked = np.stack(instances).astype(bool, copy=False) if len(instances) else np.zeros((0, *size), bool)
+    if isinstance(instances, np.ndarray):
+        stacked = instances.astype(bool, copy=False)  # no copy of what may be a large stack
+    else:
+        stacked = np.stack(instances).astype(bool, copy=False) if instances else np.zeros((0, *size), bool)
     if not stacked.any():
         raise BadInput(mask_files[0] if mask_files else item.files.get("image", item.key),
                        "empty mask (no instance pixels)", item.key)
@@ -213,4 +181,5 @@ def make_sample(item: SourceItem, image: tuple[bytes, str, tuple[int, int]],
         meta={"source": item.source, "split": item.split,
               "image_file": image_file if image_file is not None else item.files["image"],
               "mask_files": list(mask_files)},
+        mask_encoding=mask_encoding,
     )

@@ -1,7 +1,8 @@
 """Berkeley interactive segmentation set (McGuinness & O'Connor 2010, 100 objects of BSDS images).
 
-Layout: ``images/{stem}.{jpg,png}`` and ``masks/{stem}.png``, masks RGB (or gray) 0/255 with a
-few anti-aliased edge values: the object is the first channel > 127. No ignore region.
+Layout: ``images/{stem}.{jpg,png}`` and ``masks/{stem}.png``, masks RGB (or gray, or palette)
+0/255 with a few anti-aliased edge values: the object is the first channel > 127 (nonzero in
+0/1 masks). No ignore region.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from iis_pipe.errors import BadInput
-from iis_pipe.sources._common import (IMAGE_EXTS, first_channel, has_dirs, index_files, make_sample,
-                                      read_image, read_mask, require_dir, scan_pairs)
+from iis_pipe.sources._common import (IMAGE_EXTS, has_dirs, index_files, make_sample, read_image,
+                                      require_dir, scan_pairs)
+from iis_pipe.sources.masks import read_binary
 from iis_pipe.sources.types import Sample, SourceItem
 
 NAME = "berkeley"
@@ -41,7 +42,8 @@ def scan(root: Path, *, split: str = "test") -> Iterator[SourceItem | BadInput]:
 
 
 def load(item: SourceItem) -> Sample:
-    """One instance: first channel > 127; no ignore pixels."""
+    """One instance (``masks.read_binary``: first channel > 127); no ignore pixels."""
     image = read_image(item, item.files["image"])
-    mask = first_channel(read_mask(item, item.files["mask"], image[2])) > 127
-    return make_sample(item, image, mask[None], [{"label": 1}], np.zeros_like(mask), [item.files["mask"]])
+    mask, encoding = read_binary(item, item.files["mask"], image[2])
+    return make_sample(item, image, mask[None], [{"label": 1}], np.zeros_like(mask), [item.files["mask"]],
+                       mask_encoding=encoding)

@@ -2,11 +2,13 @@
 
 Layout: ``images/{stem}.*`` and in ``masks/`` either
 
-- ``{stem}.png``, one mask for the whole image: a binary mask (values ``{0, 255}`` or ``{0, 1}``)
-  is one instance; any other mask is an id map, every nonzero value one instance, except
-  ``ignore_value`` (option, default none) which is ignore; or
-- ``{stem}_{suffix}.png``, one binary instance per file (> 127, or nonzero for 0/1 masks). A
-  suffix ending in a name (``voc_sample_00_bottle``) gives the label ``"bottle"``.
+- ``{stem}.png``, one mask for the whole image (palette, 8- or 16-bit gray, RGB in the standard
+  VOC/DAVIS palette's colours): a binary mask (values ``{0, 255}``, ``{0, 1}`` or
+  ``{0, 65535}``) is one instance; any other mask is an id map, every nonzero value one
+  instance, except ``ignore_value`` (option, default none) which is ignore; or
+- ``{stem}_{suffix}.png``, one binary instance per file (``masks.read_binary``: > 127, or
+  nonzero for 0/1 masks). A suffix ending in a name (``voc_sample_00_bottle``) gives the label
+  ``"bottle"``.
 
 A mask belongs to the longest image stem that equals its stem or prefixes it followed by ``_``,
 so images ``a.jpg`` and ``a_1.jpg`` can live side by side (``a_1.png`` is then ``a_1``'s mask).
@@ -21,9 +23,9 @@ import numpy as np
 
 from iis_pipe.errors import BadInput
 from iis_pipe.sources import berkeley
-from iis_pipe.sources._common import (IMAGE_EXTS, first_channel, has_dirs, index_files, make_sample,
-                                      read_ids, read_image, read_mask, record_key, require_dir,
-                                      present_values, split_ids)
+from iis_pipe.sources._common import (IMAGE_EXTS, has_dirs, index_files, make_sample, present_values,
+                                      read_image, record_key, require_dir, split_ids)
+from iis_pipe.sources.masks import binary_kind, read_binary, read_values
 from iis_pipe.sources.types import Sample, SourceItem
 
 NAME = "folder"
@@ -87,12 +89,12 @@ def load(item: SourceItem) -> Sample:
     image = read_image(item, item.files["image"])
     if "mask" in item.files:
         return load_whole(item, image)
-    paths, instances, meta = [], [], []
+    paths, instances, meta, encodings = [], [], [], set()
     for name, path in item.files.items():
         if not name.startswith(PART):
             continue
-        values = first_channel(read_mask(item, path, image[2]))
-        instance = values > 0 if values.max() <= 1 else values > 127
+        instance, encoding = read_binary(item, path, image[2])
+        encodings.add(encoding)
         # Each file claims one object; an empty one is a broken export, not a missing object.
         if not instance.any():
             raise BadInput(path, "empty mask (no instance pixels)", item.key)
@@ -100,18 +102,21 @@ def load(item: SourceItem) -> Sample:
         instances.append(instance)
         suffix = name[len(PART):]
         meta.append({"label": suffix_label(suffix), "source_id": suffix})
-    return make_sample(item, image, instances, meta, np.zeros(image[2], bool), paths)
+    return make_sample(item, image, instances, meta, np.zeros(image[2], bool), paths,
+                       mask_encoding=" + ".join(sorted(encodings)) + " (a file per object)")
 
 
 def load_whole(item: SourceItem, image: tuple[bytes, str, tuple[int, int]]) -> Sample:
     path = item.files["mask"]
-    ids = read_ids(item, path, image[2])
     ignore_value = item.extra.get("ignore_value")
-    values = set(present_values(ids).tolist())
-    if ignore_value is None and (values <= {0, 255} or values <= {0, 1}):
-        return make_sample(item, image, (ids > 0)[None], [{"label": 1}], np.zeros(ids.shape, bool), [path])
+    ids, container = read_values(item, path, image[2], colours="palette", void=ignore_value)
+    kind = binary_kind(present_values(ids)) if ignore_value is None else None
+    if kind is not None:
+        return make_sample(item, image, (ids > 0)[None], [{"label": 1}], np.zeros(ids.shape, bool), [path],
+                           mask_encoding=f"{container} {kind}")
     instances, labels, ignore = split_ids(ids, ignore_value)
-    return make_sample(item, image, instances, [{"label": v} for v in labels], ignore, [path])
+    return make_sample(item, image, instances, [{"label": v} for v in labels], ignore, [path],
+                       mask_encoding=f"{container} ids")
 
 
 def suffix_label(suffix: str) -> str | int:

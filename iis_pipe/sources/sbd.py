@@ -62,7 +62,7 @@ def load(item: SourceItem) -> Sample:
         if not 1 <= class_id < len(VOC_CLASSES):
             raise BadInput(path, f"unknown category {class_id} for instance {i} (VOC has 1..20)", item.key)
         meta.append({"label": VOC_CLASSES[class_id], "class_id": class_id, "source_id": i})
-    return make_sample(item, image, instances, meta, ignore, [path])
+    return make_sample(item, image, instances, meta, ignore, [path], mask_encoding="mat GTinst ids")
 
 
 def read_gtinst(item: SourceItem, path: str) -> tuple[np.ndarray, np.ndarray]:

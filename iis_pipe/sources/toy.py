@@ -72,7 +72,7 @@ def load(item: SourceItem) -> Sample:
         raise BadInput(item.key, "could not JPEG-encode the toy image", item.key)
     encoded = read_image_bytes(jpeg.tobytes(), item.key)
     return make_sample(item, encoded, kept, [{"label": 1} for _ in kept], ignore, [],
-                       image_file=f"<toy seed={x['seed']} index={x['index']}>")
+                       image_file=f"<toy seed={x['seed']} index={x['index']}>", mask_encoding="generated")
 
 
 def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -35,6 +35,8 @@ class Sample:
     - ``instance_meta``: K dicts (e.g. ``{"category": "person", "source_id": 3}``).
     - ``ignore``: ``(H, W) bool``, pixels excluded from training targets and metrics.
     - ``meta``: source, split and the original file paths.
+    - ``mask_encoding``: how the annotation was stored (``"palette ids"``, ``"gray 0/255"``,
+      ``"polygon"``...; see ``sources.masks``), counted in the manifest, not in the record.
     """
 
     key: str
@@ -45,3 +47,4 @@ class Sample:
     instance_meta: list[dict[str, Any]]
     ignore: np.ndarray
     meta: dict[str, Any]
+    mask_encoding: str = ""

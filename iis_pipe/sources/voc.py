@@ -3,6 +3,8 @@
 Layout: ``JPEGImages/{stem}.jpg``, ``SegmentationObject/{stem}.png`` palette masks (0 background,
 255 void = ignore, every other index one object), optional ``SegmentationClass/{stem}.png``
 (class index 0..20 per pixel, 255 void) and optional ``ImageSets/Segmentation/{split}.txt``.
+Both maps may also be stored as 8-bit gray indices or as RGB in the VOC palette's colours
+(mapped back to their indices).
 
 Unknown values (BadInput): palette indices past the file's palette, and class indices other
 than 0..20 and 255.
@@ -17,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from iis_pipe.errors import BadInput
-from iis_pipe.sources._common import (has_dirs, make_sample, read_ids, read_image, read_list,
-                                      present_values, require_dir, scan_pairs, split_ids)
+from iis_pipe.sources._common import (has_dirs, make_sample, read_image, read_list, present_values,
+                                      require_dir, scan_pairs, split_ids)
+from iis_pipe.sources.masks import read_values
 from iis_pipe.sources.types import Sample, SourceItem
 
 NAME = "voc"
@@ -64,20 +67,20 @@ def load(item: SourceItem) -> Sample:
     majority class of its pixels (``{"label": "chair", "class_id": 9, "source_id": 3}``), else
     ``{"label": index, "source_id": index}``."""
     image = read_image(item, item.files["image"])
-    objects = read_ids(item, item.files["mask"], image[2], void=VOID)
+    objects, container = read_values(item, item.files["mask"], image[2], colours="palette", void=VOID)
     instances, ids, ignore = split_ids(objects, VOID)
     class_file = item.files.get("class")
     if class_file is None:
         meta = [{"label": i, "source_id": i} for i in ids]
     else:
-        classes = read_ids(item, class_file, image[2], void=VOID)
+        classes, _ = read_values(item, class_file, image[2], colours="palette", void=VOID)
         unknown = np.setdiff1d(present_values(classes), [*range(len(VOC_CLASSES)), VOID])
         if unknown.size:
             raise BadInput(class_file, f"unknown class index {unknown.tolist()} (VOC has 0..20 and 255)",
                            item.key)
         meta = [class_meta(item, class_file, classes, m, i) for m, i in zip(instances, ids, strict=True)]
     mask_files = [item.files["mask"]] + ([class_file] if class_file else [])
-    return make_sample(item, image, instances, meta, ignore, mask_files)
+    return make_sample(item, image, instances, meta, ignore, mask_files, mask_encoding=f"{container} ids")
 
 
 def class_meta(item: SourceItem, class_file: str, classes: np.ndarray, instance: np.ndarray,

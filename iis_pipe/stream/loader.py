@@ -12,9 +12,11 @@ arithmetic.
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,11 +24,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from iis_pipe.clicking.samplers import SamplerConfig
 from iis_pipe.errors import BadInput
+from iis_pipe.shards.index import MANIFEST_FILE
 from iis_pipe.stream.augment import AugmentConfig
 from iis_pipe.stream.collate import batch_buffers, collate, slots
 from iis_pipe.stream.order import epoch_sequence, sample_generators
 from iis_pipe.stream.reader import OpenFiles, RecordRef, read_members, scan
-from iis_pipe.stream.sample import MapsConfig, SampleConfig, TargetConfig, Timer, make_sample
+from iis_pipe.stream.sample import (ExpandBeyondRecords, MapsConfig, SampleConfig, TargetConfig,
+                                    Timer, check_expand, make_sample)
 from iis_pipe.stream.urls import expand_urls
 
 
@@ -101,6 +105,24 @@ def _rank_world(cfg: StreamConfig) -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def _check_manifests(urls: list[str], sampler: SamplerConfig) -> None:
+    """Refuse, at the start, a border band wider than local shards' manifests say their
+    distance maps serve (remote shards, and shards without a manifest: their first record
+    refuses it)."""
+    seen = set()
+    for url in urls:
+        folder = Path(url).parent if "://" not in url and not url.startswith("pipe:") else None
+        if folder is None or folder in seen:
+            continue
+        seen.add(folder)
+        manifest = folder / MANIFEST_FILE
+        if manifest.is_file():
+            run = json.loads(manifest.read_text())
+            expand = run.get("params", {}).get("dt_expand")
+            if run.get("schema", 0) >= 5 and expand is not None:
+                check_expand({"dt": {"expand": expand}}, sampler, str(manifest))
+
+
 class ShardStream(IterableDataset):
     """Batches (not samples) of one epoch from ``start_batch`` on; use with
     ``DataLoader(batch_size=None)`` or through ``StreamLoader``."""
@@ -108,6 +130,7 @@ class ShardStream(IterableDataset):
     def __init__(self, cfg: StreamConfig):
         self.cfg = cfg
         self.urls = expand_urls(cfg.shards)
+        _check_manifests(self.urls, cfg.sample.sampler)
         # Resolved here, in the main process (create the stream after init_process_group):
         # forked DataLoader workers need not see the process group.
         self.rank, self.world = _rank_world(cfg)
@@ -178,6 +201,8 @@ class ShardStream(IterableDataset):
                 t.lap("read")
                 samples.append(make_sample(members, cfg.sample, rng, self.times,
                                            out=outs[len(samples)] if outs else None))
+            except ExpandBeyondRecords as e:  # a setting to change: no record is good
+                raise ExpandBeyondRecords(f"{ref.url}, {e}") from None
             except Exception as e:  # a bad record is counted, not fatal (unless strict)
                 if cfg.strict:
                     raise BadInput(ref.url, f"record {ref.key!r}: {e}", ref.key) from e

@@ -110,17 +110,17 @@ def _choose(areas: np.ndarray, tcfg: TargetConfig, rng: np.random.Generator) -> 
     return chosen or [int(np.argmax(areas))]
 
 
-def _fit_crop(layer_runs, regions: list[schema.RegionMeta], chosen: list[int], shape, scaled, flip,
-              cfg: SampleConfig, reduce: int, n_layers: int, rng: np.random.Generator):
+def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, scaled, flip,
+              cfg: SampleConfig, reduce: int, n_layers: int, union: int,
+              rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
     pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
     bool, their union (Hc, Wc) bool)``. ``layer_runs(y0, y1)``: the label layers'
     ``LayerRuns`` holding rows [y0, y1)."""
     crop = cfg.augment.crop_size
-    slots = np.array([[regions[i]["layer"], regions[i]["label_id"]] for i in chosen],
-                     np.int64).reshape(-1, 2)
+    slots = table.slots(chosen)
     if chosen:
-        box = Box.union(Box.from_xywh(regions[i]["bbox"]) for i in chosen)
+        box = Box.union(Box.from_xywh(xywh) for xywh in table.bbox[chosen].tolist())
     best = None
     found = None
     for _ in range(max(cfg.target.crop_tries, 1)):
@@ -133,7 +133,7 @@ def _fit_crop(layer_runs, regions: list[schema.RegionMeta], chosen: list[int], s
         y0, y1 = p.window[:2]
         if found is None or not found.holds(y0, y1, shape[0]):
             found = layer_runs(y0, y1)  # version 4: all rows; older: those under the window
-        masks, labelled = nearest.warp_labels(found, n_layers, p, slots)
+        masks, labelled = nearest.warp_labels(found, n_layers, p, slots, union)
         target = masks[0] if len(chosen) == 1 else masks.any(0)
         visible = int(np.count_nonzero(target))
         if best is None or visible > best[0]:
@@ -143,20 +143,39 @@ def _fit_crop(layer_runs, regions: list[schema.RegionMeta], chosen: list[int], s
     return best[1:]
 
 
-def _levels(members: dict[str, bytes], meta: schema.RecordMeta, chosen: list[int], p: aug.Plan,
-            box: Box) -> tuple[np.ndarray, np.float32]:
+def _levels(members: dict[str, bytes], meta: schema.RecordMeta, table: schema.RegionTable,
+            chosen: list[int], p: aug.Plan, box: Box) -> tuple[np.ndarray, np.float32, int]:
     """The targets' stored distance maps over ``box``, a ``Box`` of the crop (where the click
     sampler reads them; only the stored bands under it are decompressed),
     resampled with the nearest rule as the masks are, so each region's inside levels lie on its
-    crop mask: ``((M, h, w) uint8 levels, crop pixels per level)``."""
+    crop mask: ``((M, h, w) uint8 levels, crop pixels per level, reach)``: outside levels are
+    exact up to the smallest reach of the targets (pixels off a stored window read as
+    ``clip``, farther than any reach)."""
     coding = schema.coding_of(meta)
     y0, y1, x0, x1 = box
     levels = np.empty((len(chosen), y1 - y0, x1 - x0), np.uint8)
     src = p.source_rows(y0, y1)
     for n, i in enumerate(chosen):
-        q, origin = schema.decode_dt_rows(members, meta, meta["regions"][i], *src)
+        q, origin = schema.decode_dt_rows(members, meta, table, i, *src)
         nearest.resample_box(q, origin, p, box, coding.clip, levels[n])
-    return levels, np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1]))
+    return (levels, np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1])),
+            int(table.reach[chosen].min()))
+
+
+class ExpandBeyondRecords(ValueError):
+    """The stream's ``expand_ratio`` is larger than the records' maps serve: a setting to
+    change (or shards to prepare again), not a bad record to skip."""
+
+
+def check_expand(meta: dict, cfg: SamplerConfig, where: str) -> None:
+    """Refuse a border band wider than the record's stored distances hold (``where``: the
+    shard or manifest to name)."""
+    supported = schema.supported_expand(meta)
+    if cfg.expand_ratio > supported:
+        raise ExpandBeyondRecords(
+            f"{where}: expand_ratio {cfg.expand_ratio} is larger than the {supported} the "
+            f"records' distance maps were prepared for; stream with expand_ratio <= "
+            f"{supported} or prepare again with --dt-expand {cfg.expand_ratio}")
 
 
 def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Generator,
@@ -171,13 +190,14 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     write into instead of new ones: the batch then needs no copy."""
     out = out or {}
     timer = Timer(times)
-    meta = schema.decode_meta(members)
+    meta = schema.decode_meta(members, regions=False)
+    check_expand(meta, cfg.sampler, f"record {meta['key']}")
+    table = schema.region_table(members, meta)
     shape = (meta["height"], meta["width"])
     crop = cfg.augment.crop_size
     scaled, flip = aug.draw_scale_flip(shape, cfg.augment, rng)
-    regions = meta["regions"]
     growth = scaled[0] * scaled[1] / (shape[0] * shape[1])
-    chosen = _choose(np.array([r["area"] for r in regions]) * growth, cfg.target, rng)
+    chosen = _choose(table.area * growth, cfg.target, rng)
     timer.lap("region")
 
     ignore_full = schema.decode_ignore_if_any(members, meta)
@@ -186,8 +206,8 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("decode")
     p, labelled, masks, target_mask = _fit_crop(
-        lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), regions, chosen,
-        shape, scaled, flip, cfg, reduce, meta["layers"], rng)
+        lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), table, chosen,
+        shape, scaled, flip, cfg, reduce, meta["layers"], schema.union_layer(meta), rng)
     other = labelled & ~target_mask  # the image's other objects: labelled, not the target
     timer.lap("augment")
 
@@ -211,7 +231,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     if chosen:
         def levels(box):  # the sampler asks for the stored maps where it reads them
             timer.lap("clicks")
-            found = _levels(members, meta, chosen, p, box)
+            found = _levels(members, meta, table, chosen, p, box)
             timer.lap("distances")
             return found
 
