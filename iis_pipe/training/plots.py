@@ -72,6 +72,9 @@ def plot_training(runs: Sequence[tuple[str, str | Path]], out: str | Path) -> Pa
                 if pts:
                     ax_val.plot(*zip(*pts), style, marker="o", markersize=3, color=colour,
                                 label=f"{label} {metric}")
+        if not any(vals for _, _, vals in logs):
+            ax_val.text(0.5, 0.5, "no validation in these runs (train --val)", ha="center",
+                        va="center", transform=ax_val.transAxes, color="grey")
         ax_loss.set(ylabel="loss", title="training")
         ax_val.set(ylabel="validation NoC (mean)")
         ax_lr.set(ylabel="learning rate", xlabel="step")
