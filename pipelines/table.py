@@ -2,7 +2,8 @@
 
 Each run folder's ``samples.parquet`` gives the per-object IoUs (and seconds, at-once IoUs), so
 any metric of ``iis_pipe.metrics.variants`` is computed from them, not only those in
-``summary.json``. A row per run (named with its robot and predictor wrappers), a column group per
+``summary.json``. A row per run name (its robot and predictor wrappers included; runs of one name
+on different datasets share the row), a column group per
 dataset (in the order first met), a column per metric under its exact name; below the table a
 line per metric says what it means, and the protocol of each run.
 """
@@ -124,14 +125,35 @@ def latex(datasets, metrics, rows, footer: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def merge_rows(runs: Sequence[RunData]) -> list[RunData]:
+    """Runs of one label (one method, e.g. evaluated on DAVIS apart) as one row, in the order
+    first met; a dataset two of them give is refused (which one would the table show?)."""
+    rows: dict[str, RunData] = {}
+    for r in runs:
+        if r.label not in rows:
+            rows[r.label] = RunData(r.label, r.summary, dict(r.datasets))
+            continue
+        row = rows[r.label]
+        both = sorted(set(row.datasets) & set(r.datasets))
+        if both:
+            raise ValueError(f"two runs named {r.label!r} both give {', '.join(both)}: "
+                             "rename one (evaluate --name)")
+        if row.summary["protocol"] != r.summary["protocol"]:
+            raise ValueError(f"runs named {r.label!r} differ in protocol "
+                             f"({row.summary['protocol']} vs {r.summary['protocol']})")
+        row.datasets.update(r.datasets)
+    return list(rows.values())
+
+
 def table(runs: Sequence[str | Path], metrics: Sequence[str] = DEFAULT, fmt: str = "markdown",
           datasets: Sequence[str] | None = None) -> str:
-    """The table of evaluation run folders ``runs`` in ``fmt`` (markdown or latex)."""
+    """The table of evaluation run folders ``runs`` in ``fmt`` (markdown or latex); runs of one
+    name share a row (``merge_rows``)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if not runs:
         raise ValueError("no run to tabulate")
-    data = [load_run(r) for r in runs]
+    data = merge_rows([load_run(r) for r in runs])
     ds, ms, rows = build(data, metrics, datasets)
     render = markdown if fmt == "markdown" else latex
     return render(ds, ms, rows, notes(data, ms))

@@ -113,3 +113,14 @@ def test_read_log_splits_steps_and_validations(tmp_path):
     assert np.allclose(smooth([1, 2, 3, 4], 3), [1, 1.5, 2, 3])
     with pytest.raises(FileNotFoundError, match="no log.jsonl"):
         read_log(tmp_path / "nothing")
+
+
+def test_runs_of_one_name_share_a_row(runs, tmp_path):
+    davis = _run(tmp_path / "d", "grabcut", {"DAVIS": [[0.3, 0.9, 0.9, 0.9]]}, at_once=(1, 3))
+    lines = table([runs[0], davis], ["NoC@90"]).splitlines()
+    assert lines[0] == "| Run | GrabCut NoC@90 | Berkeley NoC@90 | DAVIS NoC@90 |"
+    assert lines[2] == "| grabcut | 3.50 | 1.00 | 2.00 |" and lines[3] == ""
+    twice = _run(tmp_path / "t", "grabcut", {"Berkeley": [[0.3, 0.9, 0.9, 0.9]]},
+                 at_once=(1, 3))
+    with pytest.raises(ValueError, match="two runs named 'grabcut' both give Berkeley"):
+        table([runs[0], twice])
