@@ -114,6 +114,11 @@ def inspect(root, as_json):
         info = run(root)
     except FileNotFoundError as e:
         raise _fail(e) from None
+    for key, what in (("missing_shards", "listed in the manifest are missing"),
+                      ("extra_shards", "not in the manifest")):
+        if info[key]:
+            click.echo(f"WARNING {root}: {len(info[key])} shard(s) {what}: "
+                       f"{', '.join(info[key])} (run `iis-pipe verify`)", err=True)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

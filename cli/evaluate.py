@@ -95,6 +95,9 @@ def evaluate(source, predictor, popts, out, fmt, opts, max_clicks, threshold, ob
         for f in d["failures"]:
             click.echo(f"  FAILED {f['key']} {f['file']}: {f['reason']}", err=True)
     click.echo(f"results: {res.out}")
+    if not any(d["samples"] for d in res.summary["datasets"]):
+        raise click.ClickException("every object failed: no NoC to report (see the FAILED "
+                                   "lines above)")
 
 
 @click.command()

@@ -15,7 +15,8 @@ from iis_pipe.stream.presets import PRESETS
 @click.command()
 @click.argument("shards", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for checkpoints (last.pt, ckpt-N.pt) and log.jsonl.")
+              help="Folder for checkpoints (last.pt, ckpt-N.pt) and log.jsonl; an empty or new "
+              "one unless --resume or --overwrite.")
 @click.option("-m", "--model", default="hrnet18s-conv1s", show_default=True,
               help="Registered model name or timm:<backbone>.")
 @click.option("--init", "init_checkpoint", type=click.Path(dir_okay=False), default=None,
@@ -66,13 +67,16 @@ from iis_pipe.stream.presets import PRESETS
 @click.option("--best-metric", type=click.Choice(["NoC@85", "NoC@90", "mIoU@1", "mIoU@5"]),
               default="NoC@90", show_default=True, help="What best.pt is chosen by.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (model, optimizer, "
-              "stream position, schedule, best validation).")
+              "stream position, schedule, best validation) with the same settings (--steps, "
+              "-w, --device and --checkpoint-every may change).")
+@click.option("--overwrite", is_flag=True, help="Delete an earlier run's files in OUT first "
+              "(refused, deleting nothing, when OUT holds other files).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(shards, out, model, init_checkpoint, recipe, knobs, steps, lr, backbone_lr_mult,
           max_next_clicks, bce_weight, workers, checkpoint_every, device, amp, seed,
           backbone_weights, schedule, epoch_samples, epochs, milestones, gamma, warmup_steps,
           min_lr_factor, val, val_limit, val_every, val_max_clicks, val_max_size, best_metric,
-          resume, quiet):
+          resume, overwrite, quiet):
     """Train an IIS model on SHARDS with iterative click simulation (torchrun for DDP).
 
     The progress line shows loss, learning rate, samples/s and the data-wait share; log.jsonl
@@ -80,6 +84,8 @@ def train(shards, out, model, init_checkpoint, recipe, knobs, steps, lr, backbon
     from iis_pipe.models import CheckpointError
     from iis_pipe.pipelines.train import TrainConfig, train as run
 
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
     stream = parse_knobs(knobs)
     try:
         marks = tuple(int(m) for m in milestones.split(",") if m.strip())
@@ -105,7 +111,7 @@ def train(shards, out, model, init_checkpoint, recipe, knobs, steps, lr, backbon
                       val_max_clicks=val_max_clicks, val_max_size=val_max_size,
                       best_metric=best_metric)
     try:
-        res = run(cfg, resume=resume, progress=not quiet)
+        res = run(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
     except (FileNotFoundError, KeyError, TypeError, ValueError, CheckpointError) as e:
         raise click.ClickException(str(e.args[0] if isinstance(e, KeyError) else e)) from None
     if int(os.environ.get("RANK", 0)) == 0:  # one summary under torchrun

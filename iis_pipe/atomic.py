@@ -45,13 +45,26 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """An ``OSError`` from the block that names no file (a failed ``write()``: a full disk)
+    is raised again naming ``path``, so the message says where."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """The temporary path to write ``path`` through: committed when the block ends, removed
     (and ``path`` untouched) when it raises."""
     tmp = temp_path(path)
     try:
-        yield tmp
-        commit(tmp, path)
+        with naming(tmp):
+            yield tmp
+            commit(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from iis_pipe import sources
+from iis_pipe import outdir, sources
 from iis_pipe.clicking import ROBOTS, Click, standard
 from iis_pipe.clicking.clickfile import ObjectClicks, read_clicks
 from iis_pipe.errors import BadInput
@@ -304,9 +304,7 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     except BadInput as e:
         return [_row(job.dataset, e.key or "", -1, e.file, error=e.reason)]
     except Exception as e:  # an input no reader foresaw must not end the run
-        key, file = ((job.payload[1].key, next(iter(job.payload[1].files.values()), ""))
-                     if job.kind == "item" else (job.payload[1], job.payload[0]))
-        return [_row(job.dataset, key, -1, file, error=f"unexpected {type(e).__name__}: {e}")]
+        return _job_failure(job, e)
     union = protocol.objects == "union" and len(regions)
     objects = regions.any(0, keepdims=True) if union else regions
     predictor = _predictor(spec, options, single_thread, wrappers)
@@ -332,6 +330,19 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     if not rows:
         rows.append(_row(job.dataset, key, -1, file, error="no object in the record"))
     return rows
+
+
+def _job_failure(job: _Job, e: BaseException) -> list[dict[str, Any]]:
+    """The FAILED row of a job that raised (in a worker, or on its way to or from one)."""
+    if isinstance(e, BadInput):
+        return [_row(job.dataset, e.key or "", -1, e.file, error=e.reason)]
+    if job.kind == "item":
+        key, file = job.payload[1].key, next(iter(job.payload[1].files.values()), "")
+    elif job.kind == "record":
+        key, file = job.payload[1], job.payload[0]
+    else:
+        key, file = job.payload.key or "", job.payload.file
+    return [_row(job.dataset, key, -1, str(file), error=f"unexpected {type(e).__name__}: {e}")]
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -388,43 +399,45 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
     previous = [read_summary(p) for p in plot_with]
     out = Path(out)
     workers = default_workers() if workers is None else workers
-    all_rows: list[dict[str, Any]] = []
-    summaries = []
-    with make_executor(workers) as ex:
-        for src, dataset, jobs, total in plans:
-            t0 = time.perf_counter()
-            rows = []
-            tasks = ((j, predictor, options, protocol, workers > 1,
-                      None if given is None else given[dataset].get(_job_key(j)), wrappers)
-                     for j in jobs)
-            with tqdm(total=total, disable=not progress, unit="img",
-                      desc=f"evaluate {dataset}") as bar:
-                for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1)):
-                    rows.extend(res)
-                    bar.update()
-            if given is not None:  # named in the file, never met in the source
-                seen = {r["key"] for r in rows}
-                rows.extend(_row(dataset, key, obj, "", error="clicks given for a key that is "
-                                 "not in the source") for key, objs in given[dataset].items()
-                            if key not in seen for obj in objs)
-            summaries.append({"dataset": dataset, "source": str(src),
-                              **dataset_summary(rows, protocol.max_clicks),
-                              "seconds": time.perf_counter() - t0})
-            all_rows.extend(rows)
-    label = name or _label(predictor)
-    summary = {"name": label,
-               "predictor": predictor if isinstance(predictor, str) else repr(predictor),
-               "predictor_options": options, "wrappers": recorded,
-               "protocol": {**asdict(protocol), "robot": protocol.robot if clicks is None
-                            else f"clicks {clicks}"},
-               "format": format, "source_options": dict(source_options or {}), "limit": limit,
-               "workers": workers, "datasets": summaries}
-    out.mkdir(parents=True, exist_ok=True)
-    idx.write_table(all_rows, SAMPLES_SCHEMA, out / SAMPLES_FILE)
-    idx.write_json(summary, out / SUMMARY_FILE)
-    if any(d["samples"] for s in (summary, *previous) for d in s["datasets"]):
-        plot_runs([summary, *previous], out / PLOT_FILE)
-    return EvalResult(out, summary, all_rows)
+    with outdir.locked(out):  # one run at a time writes the folder
+        all_rows: list[dict[str, Any]] = []
+        summaries = []
+        with make_executor(workers) as ex:
+            for src, dataset, jobs, total in plans:
+                t0 = time.perf_counter()
+                rows = []
+                tasks = ((j, predictor, options, protocol, workers > 1,
+                          None if given is None else given[dataset].get(_job_key(j)), wrappers)
+                         for j in jobs)
+                with tqdm(total=total, disable=not progress, unit="img",
+                          desc=f"evaluate {dataset}") as bar:
+                    for res in ordered_map(_evaluate_job, tasks, ex, window=2 * max(workers, 1),
+                                           on_error=lambda task, e: _job_failure(task[0], e)):
+                        rows.extend(res)
+                        bar.update()
+                if given is not None:  # named in the file, never met in the source
+                    seen = {r["key"] for r in rows}
+                    rows.extend(_row(dataset, key, obj, "", error="clicks given for a key that is "
+                                     "not in the source") for key, objs in given[dataset].items()
+                                if key not in seen for obj in objs)
+                summaries.append({"dataset": dataset, "source": str(src),
+                                  **dataset_summary(rows, protocol.max_clicks),
+                                  "seconds": time.perf_counter() - t0})
+                all_rows.extend(rows)
+        label = name or _label(predictor)
+        summary = {"name": label,
+                   "predictor": predictor if isinstance(predictor, str) else repr(predictor),
+                   "predictor_options": options, "wrappers": recorded,
+                   "protocol": {**asdict(protocol), "robot": protocol.robot if clicks is None
+                                else f"clicks {clicks}"},
+                   "format": format, "source_options": dict(source_options or {}), "limit": limit,
+                   "workers": workers, "datasets": summaries}
+        out.mkdir(parents=True, exist_ok=True)
+        idx.write_table(all_rows, SAMPLES_SCHEMA, out / SAMPLES_FILE)
+        idx.write_json(summary, out / SUMMARY_FILE)
+        if any(d["samples"] for s in (summary, *previous) for d in s["datasets"]):
+            plot_runs([summary, *previous], out / PLOT_FILE)
+        return EvalResult(out, summary, all_rows)
 
 
 def _given_clicks(objects: Sequence[ObjectClicks], datasets: Sequence[str], protocol: Protocol
@@ -472,7 +485,7 @@ def read_summary(run: str | Path) -> dict[str, Any]:
     path = path / SUMMARY_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"{run}: no {SUMMARY_FILE}; is it an evaluation run folder?")
-    return json.loads(path.read_text())
+    return idx.read_json(path)
 
 
 def plot_runs(summaries: Sequence[dict[str, Any]], out: str | Path) -> Path:

@@ -15,9 +15,11 @@ OBJECT_BINS = [1, 2, 3, 6, 11, 21, 51, 101, 201, np.inf]  # objects per image: 1
 
 
 def inspect(root: str | Path) -> dict[str, Any]:
-    """Summary of a prepared dataset as plain data (printed by the CLI)."""
+    """Summary of a prepared dataset as plain data (printed by the CLI); ``missing_shards`` /
+    ``extra_shards``: shard files the manifest lists but the folder lacks, and the reverse."""
     root = Path(root)
     manifest = idx.read_manifest(root)
+    shards = idx.shard_list(root)
     table = idx.read_index(root)
     rejects = idx.read_rejects(root)
     area = table.column("area").to_numpy()
@@ -36,7 +38,8 @@ def inspect(root: str | Path) -> dict[str, Any]:
     return {
         "root": str(root), "format": manifest["format"], "schema": manifest["schema"],
         "counts": manifest["counts"], "bytes": manifest["bytes"],
-        "shards": len(manifest["shards"]), "records": len(set(keys)), "regions": table.num_rows,
+        "shards": len(manifest["shards"]), "missing_shards": shards.missing,
+        "extra_shards": shards.extra, "records": len(set(keys)), "regions": table.num_rows,
         "image_sizes": {"distinct": len(sizes), "min": list(min(sizes)) if sizes else None,
                         "max": list(max(sizes)) if sizes else None},
         "area_histogram": [{"from": int(lo), "to": None if hi == np.inf else int(hi),

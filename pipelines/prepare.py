@@ -7,8 +7,6 @@ do not depend on the worker count and an interrupted run resumes to the very sam
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 import warnings
 from contextlib import nullcontext
@@ -19,17 +17,16 @@ from typing import Any
 
 from tqdm import tqdm
 
-from iis_pipe import images, sources
-from iis_pipe.errors import BadInput
+from iis_pipe import images, outdir, sources
+from iis_pipe.errors import BadInput, IISError
 from iis_pipe.records import schema
 from iis_pipe.records.distances import DistanceCoding
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.sources.resize import JPEG_QUALITY, limit_side
 from iis_pipe.shards import index as idx
-from iis_pipe.shards.writer import PARTS_DIR, PartWriter, finished_parts
+from iis_pipe.shards.writer import PARTS_DIR, RUN_FILE, PartWriter, finished_parts
 from iis_pipe.pipelines.executors import make_executor, ordered_map
 
-RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
 SMALL_RUN = 100  # inputs below which the default is to work in this process
 
 
@@ -79,7 +76,7 @@ class PrepareResult:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
-class PrepareError(RuntimeError):
+class PrepareError(IISError, RuntimeError):
     """A run that cannot start or go on; the message says why and what to do."""
 
 
@@ -163,26 +160,26 @@ def _unique_keys(items):
         yield item
 
 
+# The names a prepare run writes (with their temporary ``.tmp`` twins): --overwrite deletes these
+# and refuses a folder that holds anything else.
+OWNED = (schema.shard_glob() + "*", idx.INDEX_FILE + "*", idx.REJECTS_FILE + "*",
+         idx.MANIFEST_FILE + "*", PARTS_DIR)
+
+
 def _prepare_out(out: Path, run: dict[str, Any], resume: bool, overwrite: bool
                  ) -> list[dict[str, Any]]:
     """Check the output folder against the run; returns the finished parts to keep."""
     run_file = out / PARTS_DIR / RUN_FILE
-    if overwrite and out.exists():
-        for p in [*out.glob(schema.shard_glob() + "*"), *(out / f for f in
-                  (idx.INDEX_FILE, idx.REJECTS_FILE, idx.MANIFEST_FILE))]:
-            p.unlink(missing_ok=True)
-        shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
     if resume and run_file.is_file():
-        previous = json.loads(run_file.read_text())
+        previous = idx.read_json(run_file)
         if previous != run:
             changed = sorted(k for k in set(run) | set(previous) if run.get(k) != previous.get(k))
             raise PrepareError(f"{out}: --resume with other settings than the interrupted run "
                                f"(differs in: {', '.join(changed)}); use the same settings or "
                                "--overwrite")
         return finished_parts(out)
-    if out.exists() and any(out.iterdir()):
-        raise PrepareError(f"{out} is not empty: use --resume to continue an interrupted run "
-                           "or --overwrite to start again")
+    outdir.clear(out, OWNED, overwrite=overwrite,
+                 hint="use --resume to continue an interrupted run or --overwrite to start again")
     (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
     idx.write_json(run, run_file)
     return []
@@ -216,40 +213,41 @@ def prepare(source: str | Path | None, out: str | Path, *, format: str | None = 
     sources.check_options(src, options)
     # Scan before touching the output folder: a bad source or option leaves nothing behind.
     inputs = list(_unique_keys(src.scan(None if root is None else Path(root), **options)))
-    parts = _prepare_out(out, run, resume, overwrite)
-    done = {f"item:{r['key']}" for p in parts for r in p["records"]} | {
-        r["input"] for p in parts for r in p["rejects"]}
-    todo = [it for it in inputs if _input_id(it) not in done]
+    with outdir.locked(out):  # one writer at a time; the lock dies with its process
+        parts = _prepare_out(out, run, resume, overwrite)
+        done = {f"item:{r['key']}" for p in parts for r in p["records"]} | {
+            r["input"] for p in parts for r in p["rejects"]}
+        todo = [it for it in inputs if _input_id(it) not in done]
 
-    if workers is None and executor is None and len(todo) < SMALL_RUN:
-        workers = 1  # starting worker processes would cost more than they save
-    writer = PartWriter(out, first_part=len(parts), max_bytes=shard_size, max_count=shard_count)
-    timings: Counter = Counter()
-    t_start = time.perf_counter()
-    bar = tqdm(total=len(todo), disable=not progress, unit="img", desc=f"prepare {fmt}")
-    try:
-        with (make_executor(workers) if executor is None else nullcontext(executor)) as ex:
-            tasks = ((it, fmt, params) for it in todo)
-            for res in ordered_map(_task, tasks, ex):
-                if "reason" in res:
-                    if strict:
-                        raise PrepareError(f"{res['file']}: {res['reason']} (--strict)")
-                    writer.add_reject(res["key"], res["file"], res["reason"], res["input"])
-                else:
-                    t0 = time.perf_counter()
-                    writer.add_record(res["key"], res["members"], res["rows"], res["checksum"],
-                                      res["notes"])
-                    timings["write"] += time.perf_counter() - t0
-                    timings.update(res["timings"])
-                bar.update()
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t_start
-    return finish(out, run, len(inputs), len(todo), seconds, dict(timings))
+        if workers is None and executor is None and len(todo) < SMALL_RUN:
+            workers = 1  # starting worker processes would cost more than they save
+        writer = PartWriter(out, first_part=len(parts), max_bytes=shard_size, max_count=shard_count)
+        timings: Counter = Counter()
+        t_start = time.perf_counter()
+        bar = tqdm(total=len(todo), disable=not progress, unit="img", desc=f"prepare {fmt}")
+        try:
+            with (make_executor(workers) if executor is None else nullcontext(executor)) as ex:
+                tasks = ((it, fmt, params) for it in todo)
+                for res in ordered_map(_task, tasks, ex):
+                    if "reason" in res:
+                        if strict:
+                            raise PrepareError(f"{res['file']}: {res['reason']} (--strict)")
+                        writer.add_reject(res["key"], res["file"], res["reason"], res["input"])
+                    else:
+                        t0 = time.perf_counter()
+                        writer.add_record(res["key"], res["members"], res["rows"], res["checksum"],
+                                          res["notes"])
+                        timings["write"] += time.perf_counter() - t0
+                        timings.update(res["timings"])
+                    bar.update()
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - t_start
+        return finish(out, run, len(inputs), len(todo), seconds, dict(timings))
 
 
 def finish(out: Path, run: dict[str, Any], n_inputs: int, processed: int, seconds: float,

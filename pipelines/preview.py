@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from matplotlib import colormaps
 
+from iis_pipe.errors import IncompleteDataset
 from iis_pipe.records import schema
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_records
@@ -30,6 +31,10 @@ def find_record(root: str | Path, key: str | None = None) -> tuple[str, dict[str
         close = [k for k in dict.fromkeys(keys) if key.lower() in k.lower()][:5]
         raise KeyError(f"{root}: no record {key!r}" + (f"; similar: {close}" if close else ""))
     shard = shards[keys.index(key)]
+    found = idx.shard_list(root)
+    if shard in found.missing or shard not in found.shards:
+        raise IncompleteDataset(str(root), [shard]) if shard in found.missing else KeyError(
+            f"{root}: the index places {key!r} in {shard}, which the manifest does not list")
     for k, members in iter_records(root / shard):
         if k == key:
             return k, members

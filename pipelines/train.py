@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,9 +35,10 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from iis_pipe import models
-from iis_pipe.atomic import atomic_path
+from iis_pipe import models, outdir
+from iis_pipe.atomic import atomic_path, atomic_write
 from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
+from iis_pipe.errors import IISError
 from iis_pipe.plain import to_plain
 from iis_pipe.training import schedules
 from iis_pipe.training.iterative import add_error_clicks
@@ -47,6 +49,16 @@ from iis_pipe.stream.presets import PRESETS
 LAST = "last.pt"
 BEST = "best.pt"
 LOG = "log.jsonl"
+# What a run writes: --overwrite deletes these and refuses a folder holding anything else.
+OWNED = (LAST + "*", BEST + "*", "ckpt-*.pt*", LOG + "*")
+# Settings a resumed run may change: they decide neither the batches nor the updates. Any
+# other change is refused, naming it (a new lr would be recorded but not reach the optimizer,
+# other shards would continue from the old stream position).
+RESUME_MAY_CHANGE = ("steps", "workers", "device", "checkpoint_every", "out")
+
+
+class TrainError(IISError):
+    """A run that cannot start or go on; the message says why and what to do."""
 
 
 @dataclass
@@ -192,16 +204,56 @@ def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
     return cfg.steps if cfg.epochs is None else max(1, int(np.ceil(cfg.epochs * per_epoch)))
 
 
-def resume_run(run: Run) -> int:
-    """Load model, optimizer and stream position from ``out/last.pt``; returns its step."""
-    ckpt_path = run.out / LAST
+def resume_checkpoint(cfg: TrainConfig) -> dict[str, Any]:
+    """``out/last.pt`` of the run ``cfg`` resumes, after checking that ``cfg`` changes only
+    ``RESUME_MAY_CHANGE`` settings (``TrainError`` naming the others)."""
+    ckpt_path = Path(cfg.out) / LAST
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
     ckpt = models.read_checkpoint(ckpt_path)
+    before, now = ckpt.get("train", {}), to_plain(dataclasses.asdict(cfg))
+    # a setting newer than the checkpoint had its default there
+    defaults = to_plain({f.name: f.default for f in dataclasses.fields(TrainConfig)
+                         if f.default is not dataclasses.MISSING})
+    changed = sorted(k for k in set(before) | set(now) if k not in RESUME_MAY_CHANGE
+                     and before.get(k, defaults.get(k)) != now.get(k))
+    if changed:
+        shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise TrainError(f"{ckpt_path}: --resume with other settings than the run ({shown}); "
+                         f"only {', '.join(RESUME_MAY_CHANGE)} may change: use the same settings, "
+                         "or start a new run (another -o, or --overwrite)")
+    return ckpt
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Keep the rows of ``log.jsonl`` up to ``step``: a resumed run redoes the steps after its
+    checkpoint, and their rows from the interrupted run are superseded (a row cut short by the
+    kill goes too)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_bytes().splitlines(keepends=True):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if line.endswith(b"\n") and row.get("step", 0) <= step:
+            kept.append(line)
+    atomic_write(path, b"".join(kept))
+
+
+def resume_run(run: Run, ckpt: dict[str, Any] | None = None) -> int:
+    """Load model, optimizer and stream position from ``ckpt`` (default: ``out/last.pt``);
+    returns its step."""
+    if ckpt is None:
+        ckpt_path = run.out / LAST
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
+        ckpt = models.read_checkpoint(ckpt_path)
     run.model.load_state_dict(ckpt["state_dict"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.loader.load_state_dict(ckpt["stream"])
-    schedules.check_state(run.schedule, ckpt.get("schedule"), str(ckpt_path))
+    schedules.check_state(run.schedule, ckpt.get("schedule"), str(run.out / LAST))
     return int(ckpt["step"])
 
 
@@ -295,16 +347,37 @@ def validation_step(run: Run, cfg: TrainConfig, sets, step: int, best: dict | No
     return metrics, best, new, time.perf_counter() - t0
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) training; returns a summary (first and last losses, times)."""
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training; returns a summary (first and last losses, times).
+
+    The output folder is locked for the run (``iis_pipe.outdir``). A fresh run needs it empty,
+    or ``overwrite`` (which deletes an earlier run's files, and refuses, deleting nothing, a
+    folder holding anything else); ``resume`` continues ``out/last.pt`` with the same settings
+    (``RESUME_MAY_CHANGE`` aside) and drops the log rows after its step."""
+    if resume and overwrite:
+        raise TrainError("resume and overwrite exclude each other")
+    rank0 = int(os.environ.get("RANK", 0)) == 0  # one process under torchrun holds the folder
+    with outdir.locked(cfg.out) if rank0 else nullcontext():
+        ckpt = resume_checkpoint(cfg) if resume else None
+        if rank0 and resume:
+            truncate_log(Path(cfg.out) / LOG, int(ckpt["step"]))
+        elif rank0:
+            outdir.clear(cfg.out, OWNED, overwrite=overwrite,
+                         hint="use --resume to continue the run in it or --overwrite to start "
+                              "a new one")
+        return _train(cfg, ckpt, progress)
+
+
+def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
     if cfg.val:
         from iis_pipe.pipelines.validate import check_metric, load_sets
 
         check_metric(cfg.best_metric)
         val_sets = load_sets(cfg.val, cfg.val_limit)  # before any step: a bad source fails now
     run = setup(cfg)
-    step = resume_run(run) if resume else 0
-    best = models.read_checkpoint(run.out / LAST).get("best") if resume else None
+    step = resume_run(run, ckpt) if ckpt is not None else 0
+    best = ckpt.get("best") if ckpt is not None else None
     end = run.schedule.total_steps
     period = cfg.val_every or (max(1, round(cfg.val_every_epochs * run.schedule.steps_per_epoch))
                                if cfg.val_every_epochs else 0)
@@ -325,6 +398,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             except StopIteration:  # next epoch
                 batches = iter(run.loader)
                 batch = next(batches)
+            if not batch["keys"]:  # every record of this batch failed (counted in errors)
+                continue
             t1 = time.perf_counter()
             lr = schedules.apply(run.optimizer, run.base_lrs, run.schedule, step) * cfg.lr
             rng = np.random.default_rng([cfg.seed, step, run.rank])

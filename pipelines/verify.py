@@ -1,17 +1,21 @@
-"""``verify``: every shard readable, every record whole and decodable, index == shards."""
+"""``verify``: every shard readable, every record whole and decodable, every index column equal
+to what the records say, every file of the folder one the manifest accounts for."""
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
+from iis_pipe import outdir
 from iis_pipe.errors import BadInput
 from iis_pipe.records import schema
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_records
+from iis_pipe.shards.writer import PARTS_DIR, RUN_FILE
 
 
 @dataclass
@@ -26,7 +30,9 @@ class VerifyReport:
 
 
 def check_record(key: str, members: dict[str, bytes], expected: list[dict]) -> list[str]:
-    """Faults of one record against its index rows (empty list: sound)."""
+    """Faults of one record against its index rows (empty list: sound): its members, checksum,
+    decoding, region areas and every other index column (``shards.index.region_rows`` of its
+    meta, the rows prepare wrote)."""
     missing = schema.missing_members(members)
     if missing or schema.find_image_member(members) is None:
         return [f"missing members: {missing or 'image'}"]
@@ -41,22 +47,71 @@ def check_record(key: str, members: dict[str, bytes], expected: list[dict]) -> l
         return faults + [f"does not decode ({type(e).__name__}: {e})"]
     if rec.key != key:
         faults.append(f"meta key {rec.key!r} differs from member key")
+    indexed = sorted(expected, key=lambda r: r["region"])
     areas = [int(m.sum()) for m in rec.regions]
-    want = [r["area"] for r in sorted(expected, key=lambda r: r["region"])]
+    want = [r["area"] for r in indexed]
     if areas != want:
         faults.append(f"region areas {areas} differ from the index {want}")
     if rec.dt.shape != rec.regions.shape:
         faults.append(f"distance maps {rec.dt.shape} do not match regions {rec.regions.shape}")
+    faults.extend(_column_faults(idx.region_rows(rec.meta, expected[0]["shard"],
+                                                 expected[0]["checksum"]), indexed))
+    return faults
+
+
+def _column_faults(rows: list[dict], indexed: list[dict]) -> list[str]:
+    """Index columns that differ from the rows the record's meta gives (area is checked
+    against the masks above, shard and checksum on their own)."""
+    if len(rows) != len(indexed):
+        return [f"{len(indexed)} index rows, the record has {len(rows)} regions"]
+    faults = []
+    for col in idx.INDEX_SCHEMA.names:
+        if col in ("area", "shard", "checksum"):
+            continue
+        bad = [(r["region"], i[col], r[col]) for r, i in zip(rows, indexed) if r[col] != i[col]]
+        if bad:
+            region, got, want = bad[0]
+            faults.append(f"index column {col!r} differs from the record in {len(bad)} row(s) "
+                          f"(region {region}: {got!r}, the record says {want!r})")
+    return faults
+
+
+def folder_faults(root: Path, manifest: dict) -> list[tuple[str, str, str]]:
+    """Files of a prepared folder that its manifest does not account for, and files it needs
+    that are missing (``rejects.parquet``; missing shards are reported per shard)."""
+    shards = {s["shard"] for s in manifest["shards"]}
+    known = shards | {idx.INDEX_FILE, idx.REJECTS_FILE, idx.MANIFEST_FILE, PARTS_DIR}
+    faults = [(p.name, "", "not in the manifest: no part of the dataset (the stream skips it)"
+               if p.name.startswith(schema.SHARD_PREFIX) else "not in the manifest")
+              for p in outdir.entries(root) if p.name not in known]
+    parts = root / PARTS_DIR
+    if parts.is_dir():
+        sidecar = f"{schema.SHARD_PREFIX}-[0-9][0-9][0-9][0-9][0-9][0-9].json"
+        faults += [(f"{PARTS_DIR}/{p.name}", "", "not a part of the run")
+                   for p in outdir.entries(parts)
+                   if p.name != RUN_FILE and not fnmatch.fnmatch(p.name, sidecar)]
+    if not (root / idx.REJECTS_FILE).is_file():
+        faults.append((idx.REJECTS_FILE, "", "missing (the manifest counts "
+                                             f"{manifest['counts']['rejects']} rejects)"))
     return faults
 
 
 def verify(root: str | Path, progress: bool = True) -> VerifyReport:
     root = Path(root)
     manifest = idx.read_manifest(root)
+    index = idx.read_index(root)
     rows_by_key: dict[str, list[dict]] = {}
-    for r in idx.read_index(root).to_pylist():
+    for r in index.to_pylist():
         rows_by_key.setdefault(r["key"], []).append(r)
     report = VerifyReport()
+    report.faults.extend(folder_faults(root, manifest))
+    counts = manifest["counts"]
+    rejects = idx.read_rejects(root).num_rows
+    for what, found in (("regions", index.num_rows), ("rejects", rejects)):
+        if what in counts and found != counts[what] and not (
+                what == "rejects" and not (root / idx.REJECTS_FILE).is_file()):
+            file = idx.INDEX_FILE if what == "regions" else idx.REJECTS_FILE
+            report.faults.append((file, "", f"{found} {what}, the manifest counts {counts[what]}"))
     seen: Counter = Counter()
     shards = [s["shard"] for s in manifest["shards"]]
     for shard in tqdm(shards, disable=not progress, unit="shard", desc="verify"):
@@ -86,4 +141,7 @@ def verify(root: str | Path, progress: bool = True) -> VerifyReport:
             report.faults.append(("", key, f"record appears {n} times"))
     for key in rows_by_key.keys() - seen.keys():
         report.faults.append((rows_by_key[key][0]["shard"], key, "indexed but not in any shard"))
+    if "records" in counts and len(seen) != counts["records"]:
+        report.faults.append(("", "", f"{len(seen)} records in the shards, the manifest counts "
+                                      f"{counts['records']}"))
     return report

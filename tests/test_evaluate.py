@@ -168,7 +168,7 @@ def test_make_predictor_errors(tmp_path):
         make_predictor("nope")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         make_predictor(str(tmp_path / "missing.pt"))
-    with pytest.raises(ValueError, match="no option \\['sise'\\]"):
+    with pytest.raises(ValueError, match="no such option \\[.sise.\\]"):
         make_predictor("grabcut", sise=100)
 
 
@@ -180,7 +180,7 @@ def test_cli_messages_and_outputs(grabcut_dir, tmp_path):
         (["-p", str(tmp_path / "missing.pt")], "checkpoint not found"),
         (["-p", str(bad)], "corrupt.pt: not a readable torch checkpoint"),
         (["-p", "nope"], "unknown predictor 'nope'"),
-        (["-P", "colour=1"], "no option ['colour']"),
+        (["-P", "colour=1"], "no such option ['colour']"),
     ]:
         res = runner.invoke(main, ["evaluate", str(grabcut_dir), "-o", str(tmp_path / "x"), *args])
         assert res.exit_code == 1 and message in res.output, res.output

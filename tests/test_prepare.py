@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from iis_pipe import images, sources
+from iis_pipe.errors import FolderNotEmpty
 from iis_pipe.records import schema
 from iis_pipe.shards.tar import iter_records
 from iis_pipe.pipelines.prepare import PrepareError, RecordParams, prepare
@@ -175,7 +176,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, grabcut_dir, sig):
 
 def test_resume_refuses_other_settings(tmp_path, grabcut_dir):
     prepare(grabcut_dir, tmp_path / "o", workers=1, progress=False)
-    with pytest.raises(PrepareError, match="not empty"):
+    with pytest.raises(FolderNotEmpty, match="not empty"):
         prepare(grabcut_dir, tmp_path / "o", workers=1, progress=False)
     with pytest.raises(PrepareError, match="min_area|params"):
         prepare(grabcut_dir, tmp_path / "o", workers=1, progress=False, resume=True,

@@ -521,3 +521,21 @@ def test_written_meta_has_the_typed_keys():
     assert schema.RegionMeta.__required_keys__ <= set(region) <= set(schema.RegionMeta.__annotations__)
     assert {"dt_reach", "label"} <= set(region)
 
+
+
+def test_zstd_compressor_is_per_thread():
+    """A ZstdCompressor used by two threads at once corrupts memory (prepare on a thread pool
+    crashed or wrote other checksums): each thread gets its own, reused within the thread."""
+    import threading
+
+    from iis_pipe.records.arrays import zstd_compressor, zstd_frames
+
+    mine = zstd_compressor(6)
+    assert zstd_compressor(6) is mine
+    theirs = []
+    t = threading.Thread(target=lambda: theirs.append(zstd_compressor(6)))
+    t.start()
+    t.join()
+    assert theirs[0] is not mine
+    data = bytes(range(256)) * 64
+    assert zstd_frames(theirs[0](data)) == data == zstd_frames(mine(data))

@@ -57,7 +57,7 @@ from iis_pipe.app import sessions as ss
 from iis_pipe.app.catalog import MIME, Catalog, Entry
 from iis_pipe.clicking import Click
 from iis_pipe.clicking.clickfile import ObjectClicks, click_rows, clicks_json
-from iis_pipe.errors import BadInput
+from iis_pipe.errors import BadInput, IISError
 from iis_pipe.predictors import Predictor
 from iis_pipe.pipelines.evaluate import Protocol
 
@@ -67,7 +67,9 @@ LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 log = logging.getLogger("iis_pipe.app")
 
 
-class ApiError(Exception):
+class ApiError(IISError):
+    """A request the app refuses: the HTTP ``status`` and the ``reason`` shown."""
+
     def __init__(self, status: int, reason: str):
         super().__init__(reason)
         self.status, self.reason = status, reason

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from iis_pipe.errors import IISError
+
 from .backbones import local_file
 from .representer import IISRepresenter
 from .segmenter import IISSegmenter
@@ -35,7 +37,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
 TIMM_PREFIX = "timm:"  # "timm:<any timm features_only model>" -> IISSegmenter on that backbone
 
 
-class CheckpointError(ValueError):
+class CheckpointError(IISError, ValueError):
     """A checkpoint that cannot be used: not one of ours, or not the model asked for."""
 
 

@@ -11,7 +11,6 @@ float32`` in [0, 1]; the evaluation thresholds ``probs`` to get the mask.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from iis_pipe.clicking import Click
 from iis_pipe.predictors.classical import GrabCut
+from iis_pipe.predictors.options import check_options
 
 Predictor = Callable[[np.ndarray, Sequence[Click], np.ndarray], np.ndarray]
 
@@ -32,16 +32,14 @@ def make_predictor(spec: str, **options) -> Predictor:
     ``iis_pipe.models.save``; ``options`` go to its constructor (``GrabCut`` fields, or
     ``ModelPredictor`` keywords).
 
-    Raises ``ValueError`` for an unknown name or option and ``FileNotFoundError`` for a missing
-    checkpoint; ``iis_pipe.models.CheckpointError`` (a ValueError) for an unusable one.
+    Options are checked against the predictor's declared ``OPTIONS`` (type and range) first:
+    ``iis_pipe.errors.OptionError`` (a ValueError) names a bad one. Raises ``ValueError`` for an
+    unknown name and ``FileNotFoundError`` for a missing checkpoint;
+    ``iis_pipe.models.CheckpointError`` (a ValueError) for an unusable one.
     """
     if spec in CLASSICAL:
         cls = CLASSICAL[spec]
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ValueError(f"predictor {spec!r} has no option {unknown}; its options: {known}")
-        return cls(**options)
+        return cls(**check_options(f"predictor {spec!r}", cls.OPTIONS, options))
     path = Path(spec)
     if not path.is_file():
         if path.suffix in (".pt", ".pth") or path.parent != Path("."):
@@ -50,4 +48,5 @@ def make_predictor(spec: str, **options) -> Predictor:
                          "or a checkpoint file (.pt)")
     from iis_pipe.predictors.model import ModelPredictor  # torch only when a model is asked for
 
+    options = check_options(f"predictor {spec!r}", ModelPredictor.OPTIONS, options)
     return ModelPredictor.from_checkpoint(path, **options)

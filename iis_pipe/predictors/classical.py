@@ -4,12 +4,13 @@ mask, at a reduced working resolution (real numbers on a fresh machine, in secon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import cv2
 import numpy as np
 
 from iis_pipe.clicking import Click
+from iis_pipe.predictors.options import Option
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class GrabCut:
     iterations: int = 1
     radius: int = 3
     prior: float = 0.25
+
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "size": Option(int, 8, 8192), "iterations": Option(int, 1, 50),
+        "radius": Option(int, 1, 1000), "prior": Option(float, 0, 1, low_open=True)}
 
     def __call__(self, image: np.ndarray, clicks: Sequence[Click], prev: np.ndarray) -> np.ndarray:
         big_h, big_w = image.shape[:2]

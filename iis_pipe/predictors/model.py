@@ -4,7 +4,7 @@ sigmoid of the logits, at a working size the model accepts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import cv2
 import numpy as np
@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 
 from iis_pipe.clicking import Click, clicks_to_array, encode_clicks
+from iis_pipe.clicking.encode import MODES
+from iis_pipe.predictors.options import Option
 
 
 class ModelPredictor:
@@ -22,6 +24,11 @@ class ModelPredictor:
     model was trained (``mode``, ``radius``, ``norm_radius`` of ``encode_clicks``) and the
     probabilities are cropped and resized back to the image.
     """
+
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "max_size": Option(int, 16, 16384), "mode": Option(str, choices=tuple(MODES)),
+        "radius": Option(float, 0, low_open=True), "norm_radius": Option(float, 0, low_open=True),
+        "device": Option(str)}
 
     def __init__(self, model: nn.Module, max_size: int = 480, mode: str = "disk",
                  radius: float = 5.0, norm_radius: float = 260.0, device: str = "cpu"):

@@ -41,10 +41,17 @@ def _zstd() -> zstandard.ZstdDecompressor:
     return dec
 
 
-@lru_cache(maxsize=None)
 def zstd_compressor(level: int = LEVEL):
-    """``bytes -> zstd frame`` at ``level`` (one compressor per level and process)."""
-    return zstandard.ZstdCompressor(level=level).compress
+    """``bytes -> zstd frame`` at ``level``: this thread's compressor for that level (a
+    ``ZstdCompressor`` must not be used by two threads at once: shared, prepare on a thread
+    pool corrupted memory)."""
+    comps = getattr(_local, "zstd_compressors", None)
+    if comps is None:
+        comps = _local.zstd_compressors = {}
+    comp = comps.get(level)
+    if comp is None:
+        comp = comps[level] = zstandard.ZstdCompressor(level=level).compress
+    return comp
 
 
 def zstd_frames(data) -> bytes:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iis_pipe.atomic import atomic_path, atomic_write
-from iis_pipe.records.schema import RecordMeta
+from iis_pipe.errors import FormatError, IncompleteDataset
+from iis_pipe.records.schema import RecordMeta, shard_glob
 
 INDEX_FILE, REJECTS_FILE, MANIFEST_FILE = "index.parquet", "rejects.parquet", "manifest.json"
 
@@ -49,23 +51,82 @@ def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> No
 
 
 def read_index(root: str | Path) -> pa.Table:
-    path = Path(root) / INDEX_FILE
+    return _read_table(Path(root) / INDEX_FILE, INDEX_SCHEMA, root)
+
+
+def _read_table(path: Path, schema: pa.Schema, root: str | Path) -> pa.Table:
+    """A parquet table with ``schema``'s columns; ``FormatError`` naming the file otherwise."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no index; is {root} a prepared dataset?")
-    return pq.read_table(path)
+        raise FileNotFoundError(f"{path}: no {path.name}; is {root} a prepared dataset?")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise FormatError(str(path), f"not a readable parquet table ({e})") from None
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise FormatError(str(path), f"lacks the columns {missing}")
+    return table
 
 
 def read_rejects(root: str | Path) -> pa.Table:
     path = Path(root) / REJECTS_FILE
-    return pq.read_table(path) if path.is_file() else REJECTS_SCHEMA.empty_table()
+    if not path.is_file():
+        return REJECTS_SCHEMA.empty_table()
+    return _read_table(path, REJECTS_SCHEMA, root)
 
 
 def write_json(obj: Any, path: Path) -> None:
     atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file; ``FormatError`` naming it when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(str(path), f"not valid JSON ({e})") from None
+
+
 def read_manifest(root: str | Path) -> dict[str, Any]:
     path = Path(root) / MANIFEST_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no manifest; is {root} a prepared dataset?")
-    return json.loads(path.read_text())
+    manifest = read_json(path)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list) or \
+            not all(isinstance(s, dict) and {"shard", "records"} <= set(s)
+                    for s in manifest["shards"]):
+        raise FormatError(str(path), "not a prepare manifest (no list of shards with their "
+                                     "record counts)")
+    return manifest
+
+
+class ShardList(NamedTuple):
+    """A prepared folder's shards against its manifest (file names)."""
+
+    shards: list[str]   # listed by the manifest, in its order
+    missing: list[str]  # listed but not in the folder
+    extra: list[str]    # shard files in the folder that the manifest does not list
+
+
+def shard_list(root: str | Path) -> ShardList:
+    """The manifest's shards of the prepared folder ``root`` and what differs on disk."""
+    root = Path(root)
+    listed = [s["shard"] for s in read_manifest(root)["shards"]]
+    present = {p.name for p in root.glob(shard_glob())}
+    return ShardList(listed, [s for s in listed if s not in present],
+                     sorted(present - set(listed)))
+
+
+def manifest_shards(root: str | Path) -> list[Path]:
+    """Paths of the shards a prepared folder's manifest lists, the one list every consumer
+    reads (stream, evaluate, show, verify); ``IncompleteDataset`` when one is missing. Shard
+    files the manifest does not list are left out, with a warning: they are no part of the
+    dataset (``verify`` reports them as faults)."""
+    root = Path(root)
+    found = shard_list(root)
+    if found.missing:
+        raise IncompleteDataset(str(root), found.missing)
+    if found.extra:
+        warnings.warn(f"{root}: ignoring {len(found.extra)} shard file(s) the manifest does not "
+                      f"list: {', '.join(found.extra[:5])}", stacklevel=2)
+    return [root / s for s in found.shards]

@@ -8,7 +8,6 @@ reader never sees half a shard and ``--resume`` knows exactly which inputs are d
 
 from __future__ import annotations
 
-import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,11 @@ from typing import Any
 from iis_pipe import atomic
 from iis_pipe.records.schema import SHARD_PREFIX, shard_glob, shard_name
 from iis_pipe.shards import tar as tario
-from iis_pipe.shards.index import write_json
+from iis_pipe.errors import FormatError
+from iis_pipe.shards.index import read_json, write_json
 
 PARTS_DIR = "parts"
+RUN_FILE = "run.json"  # the parameters of the run, under parts/, checked by --resume
 
 
 class PartWriter:
@@ -52,9 +53,11 @@ class PartWriter:
         if self._records and (self._bytes + size > self.max_bytes
                               or len(self._records) >= self.max_count):
             self.finish_part()
-        if self._tar is None:
-            self._tar = tarfile.open(atomic.temp_path(self._shard), "w", format=tarfile.USTAR_FORMAT)
-        self._bytes += tario.add_record(self._tar, key, members)
+        with atomic.naming(atomic.temp_path(self._shard)):
+            if self._tar is None:
+                self._tar = tarfile.open(atomic.temp_path(self._shard), "w",
+                                         format=tarfile.USTAR_FORMAT)
+            self._bytes += tario.add_record(self._tar, key, members)
         name = self._shard.name
         self._records.append({"key": key, "checksum": checksum, "bytes": size,
                               "member_bytes": {k: len(v) for k, v in members.items()},
@@ -73,9 +76,10 @@ class PartWriter:
             return
         shard = None
         if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-            atomic.commit(atomic.temp_path(self._shard), self._shard)
+            with atomic.naming(atomic.temp_path(self._shard)):
+                self._tar.close()
+                self._tar = None
+                atomic.commit(atomic.temp_path(self._shard), self._shard)
             shard = self._shard.name
         sidecar = {"part": self.part, "shard": shard, "bytes": self._bytes,
                    "records": self._records, "regions": self._regions, "rejects": self._rejects}
@@ -89,7 +93,10 @@ class PartWriter:
     def abort(self) -> None:
         """Drop the open part (used on errors; finished parts stay for ``--resume``)."""
         if self._tar is not None:
-            self._tar.close()
+            try:
+                self._tar.close()
+            except OSError:  # the part is dropped anyway (a full disk fails its flush too)
+                pass
             self._tar = None
         atomic.temp_path(self._shard).unlink(missing_ok=True)
         self._reset()
@@ -100,10 +107,10 @@ def finished_parts(out_dir: str | Path, prefix: str = SHARD_PREFIX) -> list[dict
     out = Path(out_dir)
     parts = []
     for p in sorted((out / PARTS_DIR).glob(f"{prefix}-*.json")):
-        side = json.loads(p.read_text())
+        side = read_json(p)
         if side["shard"] is not None and not (out / side["shard"]).is_file():
-            raise RuntimeError(f"{p}: its shard {side['shard']} is missing; the output folder "
-                               "was changed by hand, start again without --resume")
+            raise FormatError(str(p), f"its shard {side['shard']} is missing; the output folder "
+                                      "was changed by hand, start again with --overwrite")
         parts.append(side)
     done = {s["shard"] for s in parts}
     tmp = f"*{atomic.TMP_SUFFIX}"

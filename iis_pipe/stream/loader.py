@@ -12,7 +12,6 @@ arithmetic.
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,11 +22,11 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from iis_pipe.clicking.samplers import SamplerConfig
-from iis_pipe.errors import BadInput
-from iis_pipe.shards.index import MANIFEST_FILE
+from iis_pipe.errors import BadInput, EmptyEpoch, IISError
+from iis_pipe.shards.index import MANIFEST_FILE, read_json
 from iis_pipe.stream.augment import AugmentConfig
 from iis_pipe.stream.collate import batch_buffers, collate, slots
-from iis_pipe.stream.order import epoch_sequence, sample_generators
+from iis_pipe.stream.order import Counted, epoch_sequence, sample_generators
 from iis_pipe.stream.reader import OpenFiles, RecordRef, read_members, scan
 from iis_pipe.stream.sample import (ExpandBeyondRecords, MapsConfig, SampleConfig, TargetConfig,
                                     Timer, check_expand, make_sample)
@@ -117,7 +116,7 @@ def _check_manifests(urls: list[str], sampler: SamplerConfig) -> None:
         seen.add(folder)
         manifest = folder / MANIFEST_FILE
         if manifest.is_file():
-            run = json.loads(manifest.read_text())
+            run = read_json(manifest)
             expand = run.get("params", {}).get("dt_expand")
             if run.get("schema", 0) >= 5 and expand is not None:
                 check_expand({"dt": {"expand": expand}}, sampler, str(manifest))
@@ -143,8 +142,9 @@ class ShardStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.batches(self.rank, self.world, worker, workers)
+        if info is None:
+            return self.batches(self.rank, self.world, 0, 1)
+        return _carry_errors(self.batches(self.rank, self.world, info.id, info.num_workers))
 
     def _limit(self, world: int) -> int | None:
         """Rank-local sample count, when the epoch is cut short."""
@@ -162,17 +162,19 @@ class ShardStream(IterableDataset):
         this worker's batches, each decoded into one batch (the stages below)."""
         cfg = self.cfg
         scan_errors: list[tuple[str, str, str]] = []
+        faults: list[tuple[str, str, str]] = []
 
         def on_error(e: BadInput) -> None:
             if cfg.strict:
                 raise e
             warnings.warn(f"skipping the rest of shard {e.file}: {e.reason}", stacklevel=2)
+            faults.append((e.file, e.key or "", e.reason))
             if rank == 0 and worker == 0:
-                scan_errors.append((e.file, e.key or "", e.reason))
+                scan_errors.append(faults[-1])
 
-        seq = epoch_sequence(self.urls, cfg.seed, self.epoch, shuffle_shards=cfg.shuffle_shards,
-                             buffer=cfg.shuffle_buffer, resampled=cfg.resampled,
-                             on_error=on_error)
+        seq = Counted(epoch_sequence(self.urls, cfg.seed, self.epoch,
+                                     shuffle_shards=cfg.shuffle_shards, buffer=cfg.shuffle_buffer,
+                                     resampled=cfg.resampled, on_error=on_error))
         mine = worker_share(rank_share(positions(seq, cfg), rank, world, self._limit(world)),
                             cfg.batch_size, self.start_batch, worker, workers)
         generator = sample_generators(cfg.seed, self.epoch)
@@ -183,6 +185,8 @@ class ShardStream(IterableDataset):
                 yield self._batch(k, samples, errors + _take(scan_errors), buffers)
         finally:
             files.close()
+        if not seq.count:  # every reader scans the whole epoch: each knows it holds no record
+            raise EmptyEpoch(self.urls, empty_reason(faults))
 
     def _decode(self, group: list[tuple[int, RecordRef]], generator, files: OpenFiles):
         """The samples of one batch's ``(position, ref)`` pairs, written into the batch's
@@ -270,10 +274,52 @@ def batch_groups(items: Iterable[tuple[int, int, int, RecordRef]], batch_size: i
         yield k, group
 
 
+def nonempty_epoch(batches: Iterable[dict[str, Any]], urls: list[str], whole: bool
+                   ) -> Iterator[dict[str, Any]]:
+    """The epoch's batches; raises ``EmptyEpoch`` naming the shards at the end of a ``whole``
+    epoch (not one resumed part-way) that produced no sample because every record failed (the
+    readers raise it themselves for an epoch without records: see ``ShardStream.batches``).
+    Without it a training loop asks for the next epoch forever."""
+    samples = 0
+    errors: list[tuple[str, str, str]] = []
+    for b in batches:
+        samples += len(b["keys"])
+        if not samples:
+            errors.extend(b["errors"])
+        yield b
+    if whole and not samples:
+        raise EmptyEpoch(urls, empty_reason(errors))
+
+
+def empty_reason(faults: list[tuple[str, str, str]]) -> str:
+    """Why an epoch is empty, from its ``(file, key, reason)`` faults."""
+    if not faults:
+        return "the shards hold no record"
+    file, key, reason = faults[0]
+    return f"{len(faults)} faults, the first: {file}{f' record {key!r}' if key else ''}: {reason}"
+
+
+def _carry_errors(batches: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """In a DataLoader worker: a project error ends the worker's batches as an item that
+    carries the error itself (``{"raise": error}``), which ``StreamLoader`` raises. The
+    DataLoader's own path would re-create it from its traceback text as a RuntimeError."""
+    try:
+        yield from batches
+    except IISError as e:
+        yield {"raise": e}
+
+
 def _take(items: list) -> list:
     out = items[:]
     items.clear()
     return out
+
+
+def _raise_carried(batches: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for b in batches:
+        if "raise" in b:
+            raise b["raise"]
+        yield b
 
 
 class StreamLoader:
@@ -295,7 +341,8 @@ class StreamLoader:
         kwargs = dict(batch_size=None, num_workers=self.num_workers, **self.loader_kwargs)
         if self.num_workers > 0:
             kwargs.setdefault("prefetch_factor", 2)
-        for b in DataLoader(self.dataset, **kwargs):
+        loaded = _raise_carried(DataLoader(self.dataset, **kwargs))
+        for b in nonempty_epoch(loaded, self.dataset.urls, whole=self.batch == 0):
             if b["batch"] != self.batch:  # the order guarantee is the point of this class
                 raise RuntimeError(f"batch {b['batch']} arrived where {self.batch} was due")
             self.batch += 1

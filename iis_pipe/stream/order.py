@@ -65,11 +65,29 @@ def epoch_sequence(urls: list[str], seed: int, epoch: int, *, shuffle_shards: bo
 
     Finite: one pass over the shards (permuted per epoch when ``shuffle_shards``) through a
     shuffle buffer. Resampled: an endless chain of such passes, each permuted anew; the caller
-    takes as many positions as an epoch holds.
+    takes as many positions as an epoch holds. A pass that finds no record ends the sequence
+    (the stream then reports an empty epoch) instead of spinning.
     """
     passes = itertools.count() if resampled else (0,)
     for q in passes:
         order = (np.random.default_rng([seed, epoch, q, 0]).permutation(len(urls))
                  if shuffle_shards else range(len(urls)))
-        refs = scan([urls[i] for i in order], on_error)
+        refs = Counted(scan([urls[i] for i in order], on_error))
         yield from shuffled(refs, buffer, np.random.default_rng([seed, epoch, q, 1]))
+        if not refs.count:  # a pass without records: the next ones would spin, empty, forever
+            return
+
+
+class Counted:
+    """An iterator that counts what it yields (``count``)."""
+
+    def __init__(self, items: Iterable[T]):
+        self.items, self.count = iter(items), 0
+
+    def __iter__(self) -> "Counted":
+        return self
+
+    def __next__(self) -> T:
+        item = next(self.items)
+        self.count += 1
+        return item

@@ -14,6 +14,7 @@ import numpy as np
 
 from iis_pipe.clicking.encode import encode_clicks
 from iis_pipe.clicking.samplers import SamplerConfig, sample_clicks
+from iis_pipe.errors import IISError
 from iis_pipe.geometry.box import Box
 from iis_pipe.images import decode_image, decode_jpeg_window
 from iis_pipe.records import schema
@@ -162,7 +163,7 @@ def _levels(members: dict[str, bytes], meta: schema.RecordMeta, table: schema.Re
             int(table.reach[chosen].min()))
 
 
-class ExpandBeyondRecords(ValueError):
+class ExpandBeyondRecords(IISError, ValueError):
     """The stream's ``expand_ratio`` is larger than the records' maps serve: a setting to
     change (or shards to prepare again), not a bad record to skip."""
 

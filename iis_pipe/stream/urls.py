@@ -9,6 +9,7 @@ from pathlib import Path
 from braceexpand import braceexpand
 
 from iis_pipe.records.schema import shard_glob
+from iis_pipe.shards.index import MANIFEST_FILE, manifest_shards
 
 REMOTE_PREFIXES = ("http://", "https://", "pipe:", "gs://", "s3://")
 
@@ -19,7 +20,9 @@ def is_remote(url: str) -> bool:
 
 def expand_urls(spec: str | os.PathLike | list) -> list[str]:
     """Shard list of a spec: a list of specs, ``"a/shard-{000000..000009}.tar"``, a glob, a
-    prepared dataset folder (its ``shard-*.tar``), a file, or a remote URL (kept as is).
+    prepared dataset folder (the shards its manifest lists: ``IncompleteDataset`` when one is
+    missing; a folder of shards without a manifest: its ``shard-*.tar``), a file, or a remote
+    URL (kept as is).
     Raises FileNotFoundError naming the spec when a local one matches nothing."""
     if isinstance(spec, (list, tuple)):
         return [u for s in spec for u in expand_urls(s)]
@@ -29,7 +32,9 @@ def expand_urls(spec: str | os.PathLike | list) -> list[str]:
     out: list[str] = []
     for s in braceexpand(spec):
         p = Path(s)
-        if p.is_dir():
+        if p.is_dir() and (p / MANIFEST_FILE).is_file():
+            found = [str(x) for x in manifest_shards(p)]  # the dataset, not the folder's files
+        elif p.is_dir():
             found = sorted(str(x) for x in p.glob(shard_glob()))
         elif any(c in s for c in "*?["):
             found = sorted(glob.glob(s))
