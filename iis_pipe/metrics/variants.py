@@ -122,7 +122,7 @@ def describe(name: str | Metric, max_clicks: int | None = None) -> str:
         return (f"{m.name}: objects whose NoC@{round(100 * m.threshold)} is the click budget "
                 f"({within})")
     if m.kind == "miou":
-        return f"{m.name}: mean IoU after {m.k} iterative clicks"
+        return f"{m.name}: mean IoU after {m.k} iterative click{'s' if m.k > 1 else ''}"
     if m.kind == "miou_once":
         return f"{m.name}: mean IoU of one prediction from {m.k} points at once"
     return f"{m.name}: seconds per click"
