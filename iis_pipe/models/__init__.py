@@ -16,5 +16,6 @@ from .registry import (MODELS, CheckpointError, available, create, load, read_ch
 from .representer import IISRepresenter
 from .segmenter import IISSegmenter
 
-__all__ = ["BackboneWeightsError", "IMAGENET_MEAN", "IMAGENET_STD", "MODELS", "CheckpointError", "IISRepresenter",
+__all__ = ["BackboneWeightsError", "IMAGENET_MEAN", "IMAGENET_STD", "MODELS", "CheckpointError",
+           "IISRepresenter",
            "IISSegmenter", "available", "create", "load", "read_checkpoint", "resolve", "save"]

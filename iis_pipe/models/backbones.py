@@ -58,7 +58,8 @@ def check_backbone_weights(name: str, state: dict[str, torch.Tensor], file: str 
     """Refuse weights whose keys are not those of timm's ``name`` classifier (the form ImageNet
     checkpoints take, under timm's key names): BackboneWeightsError naming the missing keys,
     the unexpected ones and the shape mismatches (the stem's input channels when ``in_chans !=
-    3`` and ViT position embeddings aside: timm adapts those). ``num_batches_tracked`` buffers may be absent."""
+    3`` and ViT position embeddings aside: timm adapts those). ``num_batches_tracked`` buffers
+    may be absent."""
     ref = timm.create_model(name, pretrained=False).state_dict()
     missing = sorted(k for k in set(ref) - set(state) if not k.endswith("num_batches_tracked"))
     unexpected = sorted(set(state) - set(ref))
