@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from iis_pipe.cli.options import ByteSize, parse_options
+from iis_pipe.cli.options import ByteSize, DatasetRoot, parse_options
 from iis_pipe import sources
 from iis_pipe.errors import BadInput
 
@@ -20,8 +20,9 @@ def _fail(e: Exception) -> click.ClickException:
 @click.argument("source", required=False, default="toy")
 @click.option("-f", "--format", "fmt", type=click.Choice(sorted(sources.FORMATS)),
               help="Dataset layout; detected from the folder when omitted.")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder for shards, index and manifest.")
+@click.option("-o", "--out", required=True,
+              help="Output folder for shards, index and manifest: a path or an fsspec URL "
+                   "(s3://bucket/prefix, gs://..., file://...).")
 @click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE",
               help="Source option (repeatable; a key given twice makes a list), e.g. -O split=val "
                    "-O ignore_value=255 -O annotations=lvis.json -O annotations=coco.json.")
@@ -47,6 +48,16 @@ def _fail(e: Exception) -> click.ClickException:
               help="0 stores JPEG bytes untouched. N re-codes them without loss (same pixels) "
                    "with a restart marker every N MCUs, so training decodes only a crop's part "
                    "(4 is a good N: files about 3 % larger).")
+@click.option("--shard-inputs", type=click.IntRange(min=1), default=None,
+              help="Each shard holds the records of N consecutive inputs (the size and count "
+                   "caps do not apply): shards are then made independently, one task each.")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Make the shards on a Dask cluster: a scheduler address (tcp://host:8786) "
+                   "or local:N (N worker processes here). Needs --shard-inputs; OUT must be "
+                   "writable by every worker (shared folder or object store).")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="With --cluster: tries more of a failed or lost shard task before its "
+                   "inputs are recorded as rejects.")
 @click.option("--max-side", type=click.IntRange(min=1), default=None,
               help="Shrink images whose longer side exceeds N pixels once, masks with them "
                    "(area resampling, kept where half covered); the JPEG is re-encoded: lossy.")
@@ -55,14 +66,17 @@ def _fail(e: Exception) -> click.ClickException:
 @click.option("--strict", is_flag=True, help="Stop at the first bad input instead of recording it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_components,
-            min_area, dt_step, dt_clip, dt_expand, jpeg_restarts, max_side, resume, overwrite,
-            strict, quiet):
+            min_area, dt_step, dt_clip, dt_expand, jpeg_restarts, shard_inputs, cluster,
+            retries, max_side, resume, overwrite, strict, quiet):
     """Convert the dataset at SOURCE (a folder; 'toy' for the built-in synthetic set) into
     webdataset shards of region records with a parquet index."""
     from iis_pipe.pipelines.prepare import PrepareError, RecordParams, prepare as run
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
+    if cluster is not None and shard_inputs is None:
+        raise click.UsageError("--cluster needs --shard-inputs N (inputs per shard: one task "
+                               "each)")
     if source != "toy" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such folder", param_hint="SOURCE")
     if fmt is None and source != "toy":
@@ -76,9 +90,10 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
     try:
         res = run(source, out, format=fmt, params=params,
                   source_options=parse_options(opts, collect_repeats=True), workers=workers, shard_size=shard_size,
-                  shard_count=shard_count, resume=resume, overwrite=overwrite, strict=strict,
+                  shard_count=shard_count, shard_inputs=shard_inputs, cluster=cluster,
+                  retries=retries, resume=resume, overwrite=overwrite, strict=strict,
                   progress=not quiet)
-    except (PrepareError, ValueError, TypeError, FileNotFoundError, BadInput) as e:
+    except (PrepareError, ValueError, TypeError, OSError, BadInput) as e:
         raise _fail(e) from None
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished shards in {out} are kept; rerun with --resume",
@@ -100,11 +115,11 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
     for reason, n in sorted(res.reject_reasons.items(), key=lambda kv: -kv[1]):
         click.echo(f"  rejected {n:5d}: {reason}")
     if res.rejects:
-        click.echo(f"  details: {res.out / 'rejects.parquet'}")
+        click.echo(f"  details: {res.out}/rejects.parquet")
 
 
 @click.command()
-@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("root", type=DatasetRoot())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect(root, as_json):
     """Counts, sizes, region areas and sources of a prepared dataset."""
@@ -112,7 +127,7 @@ def inspect(root, as_json):
 
     try:
         info = run(root)
-    except FileNotFoundError as e:
+    except OSError as e:
         raise _fail(e) from None
     for key, what in (("missing_shards", "listed in the manifest are missing"),
                       ("extra_shards", "not in the manifest")):
@@ -148,7 +163,7 @@ def inspect(root, as_json):
 
 
 @click.command()
-@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("root", type=DatasetRoot())
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def verify(root, quiet):
     """Check checksums, that every record decodes, and that the index matches the shards.
@@ -157,7 +172,7 @@ def verify(root, quiet):
 
     try:
         report = run(root, progress=not quiet)
-    except FileNotFoundError as e:
+    except OSError as e:
         raise _fail(e) from None
     for shard, key, reason in report.faults:
         click.echo(f"FAULT {shard} {key}: {reason}", err=True)
@@ -168,7 +183,7 @@ def verify(root, quiet):
 
 
 @click.command()
-@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("root", type=DatasetRoot())
 @click.option("--key", default=None, help="Record key (default: the first record).")
 @click.option("--region", type=click.IntRange(min=0), default=0, show_default=True,
               help="Region whose distance map is drawn.")

@@ -27,6 +27,23 @@ class ByteSize(click.ParamType):
         return int(float(m.group(1)) * _UNITS[unit])
 
 
+class DatasetRoot(click.ParamType):
+    """A prepared dataset's folder: an existing local folder, or a URL (``s3://bucket/prefix``,
+    any fsspec URL) that the command opens itself. Returns the text as given."""
+
+    name = "folder|url"
+
+    def convert(self, value, param, ctx):
+        from iis_pipe.storage import is_url, local_path
+
+        text = str(value)
+        if is_url(text):
+            return text
+        if not local_path(text).is_dir():
+            self.fail(f"folder {text!r} does not exist", param, ctx)
+        return str(local_path(text))
+
+
 def parse_options(pairs: tuple[str, ...], *, collect_repeats: bool = False) -> dict[str, object]:
     """``("split=val", "count=12")`` -> ``{"split": "val", "count": 12}``: values are JSON
     when they parse as JSON, else strings. A key given again replaces its value, or with

@@ -40,4 +40,6 @@ def loader(shards, recipe, knobs, workers, batches):
     one = runs[0].samples_per_s
     for r in runs:
         click.echo(f"{r.workers} worker(s): {r.samples_per_s:.1f} samples/s "
-                   f"({r.samples_per_s / one:.2f}x one worker)")
+                   f"({r.samples_per_s / one:.2f}x one worker)"
+                   + (f", {r.errors} skipped" if r.errors else "")
+                   + (f", {r.retries} remote reads resumed" if r.retries else ""))

@@ -58,7 +58,8 @@ from iis_pipe.predictors.wrappers import resolve as resolve_wrappers, wrap
 from iis_pipe.records import schema
 from iis_pipe.regions.candidates import region_candidates, unbox
 from iis_pipe.shards import index as idx
-from iis_pipe.shards.tar import iter_records
+from iis_pipe.shards.tar import iter_shard
+from iis_pipe.storage import is_url, store
 from iis_pipe.stream.urls import expand_urls
 from iis_pipe.pipelines.executors import default_workers, make_executor, ordered_map
 
@@ -173,6 +174,8 @@ def is_prepared(source: str | Path) -> bool:
     """``source`` names shards (a prepared folder, a ``.tar``, a glob or brace list of them)
     rather than a dataset folder."""
     text = str(source)
+    if is_url(text):  # only prepared datasets live behind URLs
+        return True
     p = Path(text)
     if p.is_dir():
         return (p / idx.MANIFEST_FILE).is_file() or any(p.glob(schema.shard_glob()))
@@ -181,7 +184,11 @@ def is_prepared(source: str | Path) -> bool:
 
 def dataset_name(source: str | Path) -> str:
     """A short name for tables and plots: the folder's (or the shards' folder's) name."""
-    p = Path(str(source).rstrip("/"))
+    text = str(source).rstrip("/")
+    if is_url(text):
+        parts = text.split("/")
+        return (parts[-2] if text.endswith(".tar") or "*" in parts[-1] else parts[-1]) or text
+    p = Path(text)
     return (p.parent.name if not p.is_dir() and is_prepared(source) else p.name) or str(source)
 
 
@@ -195,10 +202,10 @@ def _jobs(source: str | Path, dataset: str, format: str | None, options: dict[st
             raise ValueError(f"{source}: prepared shards take no --format or source options "
                              "(they were applied by prepare)")
         urls = expand_urls(str(source))
-        root = Path(source)
+        root = store(source)
         bad: list[_Job] = []
         total = None
-        if root.is_dir() and (root / idx.MANIFEST_FILE).is_file():
+        if (root.local is None or root.local.is_dir()) and root.exists(idx.MANIFEST_FILE):
             # prepare's rejects are this set's failures too: nothing vanishes between the steps
             bad = [_Job(dataset, "bad", BadInput(r["file"], r["reason"], r["key"]))
                    for r in idx.read_rejects(root).to_pylist()]
@@ -207,7 +214,7 @@ def _jobs(source: str | Path, dataset: str, format: str | None, options: dict[st
         def records() -> Iterator[_Job]:
             for url in urls:
                 try:
-                    for key, members in iter_records(url):
+                    for key, members in iter_shard(url):
                         yield _Job(dataset, "record", (url, key, members))
                 except BadInput as e:
                     yield _Job(dataset, "bad", e)

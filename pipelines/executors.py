@@ -1,5 +1,5 @@
-"""The seam where work over images meets an executor: in-process, a process pool, or any
-``concurrent.futures.Executor`` (a dask.distributed client's ``get_executor()`` plugs in)."""
+"""The seam where work meets an executor: in-process, a process pool, any
+``concurrent.futures.Executor``, or a Dask cluster (``dask_client``) for one task per shard."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
+
+LOCAL_CLUSTER = "local:"  # "local:N": a Dask cluster of N worker processes on this machine
 
 
 def default_workers() -> int:
@@ -88,3 +90,40 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], executor: Execut
             yield result(pending.popleft())
     while pending:
         yield result(pending.popleft())
+
+
+@contextmanager
+def dask_client(cluster: Any, retries: int = 2) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``cluster``: a scheduler address (``tcp://host:8786``),
+    ``"local:N"`` (a cluster of N single-threaded worker processes on 127.0.0.1, no
+    dashboard, closed on exit), or a ``Client`` to use as it is.
+
+    A local cluster gives up on a task after ``retries`` + 1 worker deaths
+    (``distributed.scheduler.allowed-failures``); an existing scheduler keeps its own setting.
+    """
+    from distributed import Client
+
+    if isinstance(cluster, Client):
+        yield cluster
+        return
+    text = str(cluster)
+    if not text.startswith(LOCAL_CLUSTER):
+        with Client(text) as client:
+            yield client
+        return
+    import dask
+    from distributed import LocalCluster
+
+    try:
+        n = int(text[len(LOCAL_CLUSTER):])
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{text!r}: a local cluster is 'local:N' with N >= 1 worker processes")
+    # one shard task per worker thread at a time: a task is long, and a lost worker then
+    # takes only its running task with it
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as lc, Client(lc) as client:
+            yield client

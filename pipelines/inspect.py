@@ -9,15 +9,17 @@ import numpy as np
 import pyarrow.compute as pc
 
 from iis_pipe.shards import index as idx
+from iis_pipe.storage import Store, store
 
 AREA_BINS = [0, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, np.inf]
 OBJECT_BINS = [1, 2, 3, 6, 11, 21, 51, 101, 201, np.inf]  # objects per image: 1, 2, 3-5, ... 201+
 
 
-def inspect(root: str | Path) -> dict[str, Any]:
-    """Summary of a prepared dataset as plain data (printed by the CLI); ``missing_shards`` /
-    ``extra_shards``: shard files the manifest lists but the folder lacks, and the reverse."""
-    root = Path(root)
+def inspect(root: str | Path | Store) -> dict[str, Any]:
+    """Summary of a prepared dataset (a folder, local or a URL) as plain data (printed by the
+    CLI); ``missing_shards`` / ``extra_shards``: shard files the manifest lists but the folder
+    lacks, and the reverse."""
+    root = store(root)
     manifest = idx.read_manifest(root)
     shards = idx.shard_list(root)
     table = idx.read_index(root)
@@ -36,7 +38,7 @@ def inspect(root: str | Path) -> dict[str, Any]:
     sizes = sorted({(h, w) for h, w in zip(table.column("height").to_pylist(),
                                             table.column("width").to_pylist())})
     return {
-        "root": str(root), "format": manifest["format"], "schema": manifest["schema"],
+        "root": root.url, "format": manifest["format"], "schema": manifest["schema"],
         "counts": manifest["counts"], "bytes": manifest["bytes"],
         "shards": len(manifest["shards"]), "missing_shards": shards.missing,
         "extra_shards": shards.extra, "records": len(set(keys)), "regions": table.num_rows,

@@ -11,34 +11,37 @@ from matplotlib import colormaps
 from iis_pipe.errors import IncompleteDataset
 from iis_pipe.records import schema
 from iis_pipe.shards import index as idx
-from iis_pipe.shards.tar import iter_records
+from iis_pipe.shards.tar import iter_shard
+from iis_pipe.storage import Store, store
 
 
 _DIVERGING = colormaps["RdBu"]
 
 
-def find_record(root: str | Path, key: str | None = None) -> tuple[str, dict[str, bytes]]:
-    """Members of record ``key`` (default: the first indexed record)."""
-    root = Path(root)
+def find_record(root: str | Path | Store, key: str | None = None
+                ) -> tuple[str, dict[str, bytes]]:
+    """Members of record ``key`` (default: the first indexed record) of a dataset folder,
+    local or a URL."""
+    root = store(root)
     table = idx.read_index(root)
     if table.num_rows == 0:
-        raise KeyError(f"{root}: the index holds no records")
+        raise KeyError(f"{root.url}: the index holds no records")
     keys = table.column("key").to_pylist()
     shards = table.column("shard").to_pylist()
     if key is None:
         key = keys[0]
     if key not in keys:
         close = [k for k in dict.fromkeys(keys) if key.lower() in k.lower()][:5]
-        raise KeyError(f"{root}: no record {key!r}" + (f"; similar: {close}" if close else ""))
+        raise KeyError(f"{root.url}: no record {key!r}" + (f"; similar: {close}" if close else ""))
     shard = shards[keys.index(key)]
     found = idx.shard_list(root)
     if shard in found.missing or shard not in found.shards:
-        raise IncompleteDataset(str(root), [shard]) if shard in found.missing else KeyError(
-            f"{root}: the index places {key!r} in {shard}, which the manifest does not list")
-    for k, members in iter_records(root / shard):
+        raise IncompleteDataset(root.url, [shard]) if shard in found.missing else KeyError(
+            f"{root.url}: the index places {key!r} in {shard}, which the manifest does not list")
+    for k, members in iter_shard(root.name(shard)):
         if k == key:
             return k, members
-    raise KeyError(f"{root / shard}: record {key!r} is indexed there but missing")
+    raise KeyError(f"{root.name(shard)}: record {key!r} is indexed there but missing")
 
 
 def _palette(n: int) -> np.ndarray:

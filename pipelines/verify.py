@@ -14,8 +14,9 @@ from iis_pipe import outdir
 from iis_pipe.errors import BadInput
 from iis_pipe.records import schema
 from iis_pipe.shards import index as idx
-from iis_pipe.shards.tar import iter_records
+from iis_pipe.shards.tar import iter_shard
 from iis_pipe.shards.writer import PARTS_DIR, RUN_FILE
+from iis_pipe.storage import Store, store
 
 
 @dataclass
@@ -76,28 +77,36 @@ def _column_faults(rows: list[dict], indexed: list[dict]) -> list[str]:
     return faults
 
 
-def folder_faults(root: Path, manifest: dict) -> list[tuple[str, str, str]]:
-    """Files of a prepared folder that its manifest does not account for, and files it needs
-    that are missing (``rejects.parquet``; missing shards are reported per shard)."""
+def folder_faults(root: Store, manifest: dict) -> list[tuple[str, str, str]]:
+    """Files of a prepared folder (local or on a store) that its manifest does not account
+    for, and files it needs that are missing (``rejects.parquet``; missing shards are reported
+    per shard)."""
     shards = {s["shard"] for s in manifest["shards"]}
     known = shards | {idx.INDEX_FILE, idx.REJECTS_FILE, idx.MANIFEST_FILE, PARTS_DIR}
-    faults = [(p.name, "", "not in the manifest: no part of the dataset (the stream skips it)"
-               if p.name.startswith(schema.SHARD_PREFIX) else "not in the manifest")
-              for p in outdir.entries(root) if p.name not in known]
-    parts = root / PARTS_DIR
-    if parts.is_dir():
-        sidecar = f"{schema.SHARD_PREFIX}-[0-9][0-9][0-9][0-9][0-9][0-9].json"
-        faults += [(f"{PARTS_DIR}/{p.name}", "", "not a part of the run")
-                   for p in outdir.entries(parts)
-                   if p.name != RUN_FILE and not fnmatch.fnmatch(p.name, sidecar)]
-    if not (root / idx.REJECTS_FILE).is_file():
+    faults = [(name, "", "not in the manifest: no part of the dataset (the stream skips it)"
+               if name.startswith(schema.SHARD_PREFIX) else "not in the manifest")
+              for name in _entries(root) if name not in known]
+    sidecar = f"{schema.SHARD_PREFIX}-[0-9][0-9][0-9][0-9][0-9][0-9].json"
+    faults += [(f"{PARTS_DIR}/{name}", "", "not a part of the run")
+               for name in _entries(root, PARTS_DIR)
+               if name != RUN_FILE and not fnmatch.fnmatch(name, sidecar)]
+    if not root.exists(idx.REJECTS_FILE):
         faults.append((idx.REJECTS_FILE, "", "missing (the manifest counts "
                                              f"{manifest['counts']['rejects']} rejects)"))
     return faults
 
 
-def verify(root: str | Path, progress: bool = True) -> VerifyReport:
-    root = Path(root)
+def _entries(root: Store, folder: str = "") -> list[str]:
+    """Names of what ``folder`` of ``root`` holds (files and folders; no lock file)."""
+    if root.local is not None:
+        return [p.name for p in outdir.entries(root.local / folder)]
+    prefix = f"{folder}/" if folder else ""
+    return sorted({n[len(prefix):].split("/")[0] for n in root.files() if n.startswith(prefix)})
+
+
+def verify(root: str | Path | Store, progress: bool = True) -> VerifyReport:
+    """``root``: a dataset folder, local or a URL (``iis_pipe.storage``)."""
+    root = store(root)
     manifest = idx.read_manifest(root)
     index = idx.read_index(root)
     rows_by_key: dict[str, list[dict]] = {}
@@ -109,19 +118,18 @@ def verify(root: str | Path, progress: bool = True) -> VerifyReport:
     rejects = idx.read_rejects(root).num_rows
     for what, found in (("regions", index.num_rows), ("rejects", rejects)):
         if what in counts and found != counts[what] and not (
-                what == "rejects" and not (root / idx.REJECTS_FILE).is_file()):
+                what == "rejects" and not root.exists(idx.REJECTS_FILE)):
             file = idx.INDEX_FILE if what == "regions" else idx.REJECTS_FILE
             report.faults.append((file, "", f"{found} {what}, the manifest counts {counts[what]}"))
     seen: Counter = Counter()
     shards = [s["shard"] for s in manifest["shards"]]
     for shard in tqdm(shards, disable=not progress, unit="shard", desc="verify"):
-        path = root / shard
-        if not path.is_file():
+        if not root.exists(shard):
             report.faults.append((shard, "", "shard file missing"))
             continue
         count = 0
         try:
-            for key, members in iter_records(path):
+            for key, members in iter_shard(root.name(shard)):
                 count += 1
                 seen[key] += 1
                 expected = rows_by_key.get(key, [])

@@ -52,6 +52,6 @@ def test_loader_profile_accounts_for_every_stage(tmp_path):
     cfg = stream_config(out, batch_size=3, crop_size=(64, 96), max_num_points=4)
     res = profile_loader(cfg, 0, 2, progress=False)
     assert res.samples == 6 and res.samples_per_s > 0
-    assert {"read", "region", "decode", "augment", "distances", "clicks", "collate"} <= set(
-        res.stages)
+    assert {"read", "region", "fit", "decode", "resize", "photometric", "masks", "distances",
+            "clicks", "collate"} <= set(res.stages)
     assert all(v > 0 for v in res.stages.values())

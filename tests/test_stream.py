@@ -178,19 +178,25 @@ def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
             lr = runs.LayerRuns(found, runs.row_starts(found, n_layers * (b - a), w), a, b - a, w)
             chosen = rng.choice(len(slots), size=int(rng.integers(0, 3)), replace=False)
             want_slots = [slots[i] for i in chosen]
-            got_m, got_l = warp_labels(lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2))
+            got_m, got_t, got_o, visible = warp_labels(
+                lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2))
             want_m, want_l = _warp_reference(part, a, p, want_slots)
             np.testing.assert_array_equal(got_m, want_m)
-            np.testing.assert_array_equal(got_l, want_l)
+            want_t = want_m.any(0)
+            np.testing.assert_array_equal(got_t, want_t)
+            np.testing.assert_array_equal(got_o, want_l & ~want_t)
+            assert visible == np.count_nonzero(want_t)
             # schema 5's union layer after the others: read with the targets' layers only
             with_union = np.concatenate([part, (part != 0).any(0, keepdims=True).astype(part.dtype)])
             found = runs.encode_runs(with_union.reshape(-1, w))
             lr = runs.LayerRuns(found, runs.row_starts(found, (n_layers + 1) * (b - a), w), a,
                                 b - a, w)
-            got_m, got_l = warp_labels(lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2),
-                                       union=n_layers)
+            got_m, got_t, got_o, visible = warp_labels(
+                lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2), union=n_layers)
             np.testing.assert_array_equal(got_m, want_m)
-            np.testing.assert_array_equal(got_l, want_l)
+            np.testing.assert_array_equal(got_t, want_t)
+            np.testing.assert_array_equal(got_o, want_l & ~want_t)
+            assert visible == np.count_nonzero(want_t)
             if opencv5:  # and what resizing each layer with OpenCV gives
                 for (layer, label), got in zip(want_slots, got_m):
                     resized = apply(layers[layer], p, linear=False)

@@ -17,6 +17,8 @@ class LoaderResult:
     samples: int
     seconds: float
     stages: dict[str, float]  # seconds per sample, measured in-process (workers == 0)
+    errors: int = 0           # records and shard rests skipped
+    retries: int = 0          # remote connections reopened (iis_pipe.remote)
 
     @property
     def samples_per_s(self) -> float:
@@ -26,8 +28,10 @@ class LoaderResult:
 def profile_loader(cfg: StreamConfig, workers: int, batches: int, progress: bool = True
                    ) -> LoaderResult:
     """Samples/s of ``batches`` batches after one warm-up batch per worker; ``workers == 0``
-    runs in this process and also times each stage (read, decode, region, augment, distances
-    (the stored maps under the click sampler's window), clicks, encode, collate)."""
+    runs in this process and also times each stage (read, region (choice of the target), fit
+    (the crop placed on the label runs), decode (the image's window), resize (and flip, into the
+    crop), photometric, masks (ignore, other objects, the target), distances (the stored maps
+    under the click sampler's window), clicks, encode, collate)."""
     loader = StreamLoader(cfg, num_workers=workers)
     if workers == 0:
         loader.dataset.times = {}
@@ -46,4 +50,4 @@ def profile_loader(cfg: StreamConfig, workers: int, batches: int, progress: bool
             break
     seconds = time.perf_counter() - t0
     stages = {k: v / max(n, 1) for k, v in (loader.dataset.times or {}).items()}
-    return LoaderResult(workers, n, seconds, stages)
+    return LoaderResult(workers, n, seconds, stages, len(loader.errors), len(loader.retries))

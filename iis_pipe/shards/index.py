@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 from iis_pipe.atomic import atomic_path, atomic_write
 from iis_pipe.errors import FormatError, IncompleteDataset
 from iis_pipe.records.schema import RecordMeta, shard_glob
+from iis_pipe.storage import Store, store
 
 INDEX_FILE, REJECTS_FILE, MANIFEST_FILE = "index.parquet", "rejects.parquet", "manifest.json"
 
@@ -50,53 +52,70 @@ def write_table(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> No
         pq.write_table(table, tmp)
 
 
-def read_index(root: str | Path) -> pa.Table:
-    return _read_table(Path(root) / INDEX_FILE, INDEX_SCHEMA, root)
+def table_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
+    """The parquet file of ``rows``, as ``write_table`` writes it."""
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
+    return buf.getvalue()
 
 
-def _read_table(path: Path, schema: pa.Schema, root: str | Path) -> pa.Table:
+def read_index(root: str | Path | Store) -> pa.Table:
+    """``root``: a dataset folder, local or a URL (``iis_pipe.storage``)."""
+    return _read_table(store(root), INDEX_FILE, INDEX_SCHEMA)
+
+
+def _read_table(root: Store, name: str, schema: pa.Schema) -> pa.Table:
     """A parquet table with ``schema``'s columns; ``FormatError`` naming the file otherwise."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no {path.name}; is {root} a prepared dataset?")
+    path = root.name(name)
+    if not root.exists(name):
+        raise FileNotFoundError(f"{path}: no {name}; is {root.url} a prepared dataset?")
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(root.local / name if root.local is not None
+                              else pa.BufferReader(root.read_bytes(name)))
     except (pa.ArrowException, OSError) as e:
-        raise FormatError(str(path), f"not a readable parquet table ({e})") from None
+        raise FormatError(path, f"not a readable parquet table ({e})") from None
     missing = [n for n in schema.names if n not in table.column_names]
     if missing:
-        raise FormatError(str(path), f"lacks the columns {missing}")
+        raise FormatError(path, f"lacks the columns {missing}")
     return table
 
 
-def read_rejects(root: str | Path) -> pa.Table:
-    path = Path(root) / REJECTS_FILE
-    if not path.is_file():
+def read_rejects(root: str | Path | Store) -> pa.Table:
+    where = store(root)
+    if not where.exists(REJECTS_FILE):
         return REJECTS_SCHEMA.empty_table()
-    return _read_table(path, REJECTS_SCHEMA, root)
+    return _read_table(where, REJECTS_FILE, REJECTS_SCHEMA)
+
+
+def json_bytes(obj: Any) -> bytes:
+    """How the project writes JSON files: indented, keys sorted, a final newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
 
 
 def write_json(obj: Any, path: Path) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, json_bytes(obj))
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file; ``FormatError`` naming it when it is not JSON."""
+def read_json(path: str | Path, data: bytes | None = None) -> Any:
+    """A JSON file (``data``: its bytes, read already; ``path`` then names it);
+    ``FormatError`` naming it when it is not JSON."""
     try:
-        return json.loads(Path(path).read_bytes())
+        return json.loads(Path(path).read_bytes() if data is None else data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FormatError(str(path), f"not valid JSON ({e})") from None
 
 
-def read_manifest(root: str | Path) -> dict[str, Any]:
-    path = Path(root) / MANIFEST_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; is {root} a prepared dataset?")
-    manifest = read_json(path)
+def read_manifest(root: str | Path | Store) -> dict[str, Any]:
+    where = store(root)
+    path = where.name(MANIFEST_FILE)
+    if not where.exists(MANIFEST_FILE):
+        raise FileNotFoundError(f"{path}: no manifest; is {where.url} a prepared dataset?")
+    manifest = read_json(path, where.read_bytes(MANIFEST_FILE))
     if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list) or \
             not all(isinstance(s, dict) and {"shard", "records"} <= set(s)
                     for s in manifest["shards"]):
-        raise FormatError(str(path), "not a prepare manifest (no list of shards with their "
-                                     "record counts)")
+        raise FormatError(path, "not a prepare manifest (no list of shards with their "
+                                "record counts)")
     return manifest
 
 
@@ -108,25 +127,26 @@ class ShardList(NamedTuple):
     extra: list[str]    # shard files in the folder that the manifest does not list
 
 
-def shard_list(root: str | Path) -> ShardList:
-    """The manifest's shards of the prepared folder ``root`` and what differs on disk."""
-    root = Path(root)
-    listed = [s["shard"] for s in read_manifest(root)["shards"]]
-    present = {p.name for p in root.glob(shard_glob())}
+def shard_list(root: str | Path | Store) -> ShardList:
+    """The manifest's shards of the prepared folder ``root`` (local or a URL) and what differs
+    in the folder."""
+    where = store(root)
+    listed = [s["shard"] for s in read_manifest(where)["shards"]]
+    present = set(where.list(shard_glob()))
     return ShardList(listed, [s for s in listed if s not in present],
                      sorted(present - set(listed)))
 
 
-def manifest_shards(root: str | Path) -> list[Path]:
-    """Paths of the shards a prepared folder's manifest lists, the one list every consumer
-    reads (stream, evaluate, show, verify); ``IncompleteDataset`` when one is missing. Shard
-    files the manifest does not list are left out, with a warning: they are no part of the
-    dataset (``verify`` reports them as faults)."""
-    root = Path(root)
-    found = shard_list(root)
+def manifest_shards(root: str | Path | Store) -> list[str]:
+    """Paths (or URLs) of the shards a prepared folder's manifest lists, the one list every
+    consumer reads (stream, evaluate, show, verify); ``IncompleteDataset`` when one is missing.
+    Shard files the manifest does not list are left out, with a warning: they are no part of
+    the dataset (``verify`` reports them as faults)."""
+    where = store(root)
+    found = shard_list(where)
     if found.missing:
-        raise IncompleteDataset(str(root), found.missing)
+        raise IncompleteDataset(where.url, found.missing)
     if found.extra:
-        warnings.warn(f"{root}: ignoring {len(found.extra)} shard file(s) the manifest does not "
-                      f"list: {', '.join(found.extra[:5])}", stacklevel=2)
-    return [root / s for s in found.shards]
+        warnings.warn(f"{where.url}: ignoring {len(found.extra)} shard file(s) the manifest does "
+                      f"not list: {', '.join(found.extra[:5])}", stacklevel=2)
+    return [where.name(s) for s in found.shards]

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from iis_pipe.errors import BadInput
+from iis_pipe.remote import OnRetry, ResumableReader, RetryPolicy
+from iis_pipe.storage import is_url, local_path
 
 T = TypeVar("T")
 
@@ -38,16 +40,17 @@ def add_record(tar: tarfile.TarFile, key: str, members: dict[str, bytes]) -> int
 
 
 def group_members(path: str | Path, open_tar: Callable[[], tarfile.TarFile],
-                  value: Callable[[tarfile.TarFile, tarfile.TarInfo], T], check_end: bool = True
+                  value: Callable[[tarfile.TarFile, tarfile.TarInfo], T], check_end: bool = True,
+                  size: Callable[[], int | None] | None = None
                   ) -> Iterator[tuple[str, dict[str, T]]]:
     """Yield ``(key, {suffix: value(tar, info)})`` for the file members of the tar that
     ``open_tar()`` opens, grouping consecutive members by key (``split_name``).
 
     ``path`` names the shard in errors; ``check_end``: also require the two end-of-archive
-    blocks after the last member in the file at ``path`` (tarfile stops quietly when a cut falls
-    between members). A truncated or corrupt tar, or a ``tarfile.TarError`` from ``value``,
-    raises ``BadInput`` naming the shard and the last good key, after the whole records before
-    it have been yielded.
+    blocks after the last member in the file at ``path``, or within ``size()`` bytes when given
+    (tarfile stops quietly when a cut falls between members). A truncated or corrupt tar, or a
+    ``tarfile.TarError`` from ``value``, raises ``BadInput`` naming the shard and the last good
+    key, after the whole records before it have been yielded.
     """
     key, members = None, {}
     last = "<start>"
@@ -65,8 +68,10 @@ def group_members(path: str | Path, open_tar: Callable[[], tarfile.TarFile],
                         last = key
                     key, members = k, {}
                 members[suffix] = value(tar, info)
-        if check_end and os.path.getsize(path) < end + 2 * tarfile.BLOCKSIZE:
-            raise tarfile.ReadError("end-of-archive blocks missing")
+        if check_end:
+            total = os.path.getsize(path) if size is None else size()
+            if total is not None and total < end + 2 * tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("end-of-archive blocks missing")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise BadInput(str(path), f"truncated or corrupt tar after record {last!r} ({e})",
                        key=key) from None
@@ -82,14 +87,28 @@ def _member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     return data
 
 
-def iter_records(path: str | Path, stream: BinaryIO | None = None
+def iter_records(path: str | Path, stream: BinaryIO | None = None,
+                 size: Callable[[], int | None] | None = None
                  ) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield ``(key, {suffix: bytes})`` from a shard, grouping consecutive members by key.
 
     ``stream``: read from this file object instead of opening ``path`` (which then only
-    names the shard in errors). A truncated or corrupt tar raises ``BadInput`` naming the
-    shard and the last good key, after the whole records before it have been yielded.
+    names the shard in errors); ``size()``: the shard's length, to check its end in the stream.
+    A truncated or corrupt tar raises ``BadInput`` naming the shard and the last good key,
+    after the whole records before it have been yielded.
     """
     return group_members(
         path, lambda: tarfile.open(path if stream is None else None, "r|", fileobj=stream),
-        _member_bytes, check_end=stream is None)
+        _member_bytes, check_end=stream is None or size is not None, size=size)
+
+
+def iter_shard(url: str, policy: RetryPolicy = RetryPolicy(), on_retry: OnRetry | None = None
+               ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``iter_records`` of a shard at a local path or a URL; a URL is read with resumed
+    connections (``iis_pipe.remote``) and its end checked against the object's length."""
+    if not is_url(url):
+        yield from iter_records(local_path(url))
+        return
+    raw = ResumableReader(url, policy, on_retry)
+    with io.BufferedReader(raw, buffer_size=1 << 20) as stream:
+        yield from iter_records(url, stream, size=lambda: raw.size)

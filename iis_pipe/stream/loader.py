@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from iis_pipe.clicking.samplers import SamplerConfig
 from iis_pipe.errors import BadInput, EmptyEpoch, IISError
+from iis_pipe.remote import RetryPolicy
 from iis_pipe.shards.index import MANIFEST_FILE, read_json
 from iis_pipe.stream.augment import AugmentConfig
 from iis_pipe.stream.collate import batch_buffers, collate, slots
@@ -47,6 +48,10 @@ class StreamConfig:
     drop_last: bool = False
     even_ranks: bool = False         # finite: every rank gets floor(N / world) samples (DDP)
     strict: bool = False             # raise on a corrupt shard or sample instead of counting it
+    # remote shards: reopenings in a row without progress, first backoff (s), stall timeout (s)
+    read_retries: int = 5
+    read_backoff: float = 0.5
+    read_stall: float = 30.0
     image_dtype: str = "float32"     # or "uint8" (convert on the device)
     target_dtype: str = "float32"    # or "int8" (1, 0, -1: convert on the device)
     rank: int | None = None          # default: torch.distributed, else RANK / WORLD_SIZE, else 0
@@ -62,6 +67,12 @@ class StreamConfig:
             raise ValueError(f"image_dtype must be float32 or uint8, not {self.image_dtype!r}")
         if self.target_dtype not in ("float32", "int8"):
             raise ValueError(f"target_dtype must be float32 or int8, not {self.target_dtype!r}")
+        self.read_policy  # checks the remote read settings
+
+    @property
+    def read_policy(self) -> RetryPolicy:
+        return RetryPolicy(retries=self.read_retries, backoff=self.read_backoff,
+                           stall=self.read_stall)
 
 
 _NESTED = {"augment": AugmentConfig, "target": TargetConfig, "sampler": SamplerConfig,
@@ -163,6 +174,7 @@ class ShardStream(IterableDataset):
         cfg = self.cfg
         scan_errors: list[tuple[str, str, str]] = []
         faults: list[tuple[str, str, str]] = []
+        retries: list[tuple[str, int, str]] = []
 
         def on_error(e: BadInput) -> None:
             if cfg.strict:
@@ -172,9 +184,14 @@ class ShardStream(IterableDataset):
             if rank == 0 and worker == 0:
                 scan_errors.append(faults[-1])
 
+        def on_retry(url: str, offset: int, reason: str) -> None:
+            # every reader reads every shard: each reader's reopenings are its own
+            retries.append((url, offset, reason))
+
         seq = Counted(epoch_sequence(self.urls, cfg.seed, self.epoch,
                                      shuffle_shards=cfg.shuffle_shards, buffer=cfg.shuffle_buffer,
-                                     resampled=cfg.resampled, on_error=on_error))
+                                     resampled=cfg.resampled, on_error=on_error,
+                                     policy=cfg.read_policy, on_retry=on_retry))
         mine = worker_share(rank_share(positions(seq, cfg), rank, world, self._limit(world)),
                             cfg.batch_size, self.start_batch, worker, workers)
         generator = sample_generators(cfg.seed, self.epoch)
@@ -182,7 +199,8 @@ class ShardStream(IterableDataset):
         try:
             for k, group in batch_groups(mine, cfg.batch_size, cfg.drop_last):
                 samples, errors, buffers = self._decode(group, generator, files)
-                yield self._batch(k, samples, errors + _take(scan_errors), buffers)
+                yield self._batch(k, samples, errors + _take(scan_errors), buffers,
+                                  _take(retries))
         finally:
             files.close()
         if not seq.count:  # every reader scans the whole epoch: each knows it holds no record
@@ -214,12 +232,14 @@ class ShardStream(IterableDataset):
                 errors.append((ref.url, ref.key, f"{type(e).__name__}: {e}"))
         return samples, errors, buffers
 
-    def _batch(self, k: int, samples, errors, buffers) -> dict[str, Any]:
+    def _batch(self, k: int, samples, errors, buffers, retries=()) -> dict[str, Any]:
+        """``errors``: ``(shard, key, reason)`` of what was skipped since the last batch;
+        ``retries``: ``(url, byte, reason)`` of the remote reopenings since then."""
         t = Timer(self.times)
         batch = (collate(samples, self.cfg.image_dtype, self.cfg.target_dtype, buffers)
                  if samples else {"keys": []})
         t.lap("collate")
-        batch.update(epoch=self.epoch, batch=k, errors=errors)
+        batch.update(epoch=self.epoch, batch=k, errors=errors, retries=list(retries))
         return batch
 
 
@@ -334,6 +354,7 @@ class StreamLoader:
         self.epoch = 0
         self.batch = 0
         self.errors: list[tuple[str, str, str]] = []
+        self.retries: list[tuple[str, int, str]] = []  # (url, byte, reason) of remote reopenings
         self.samples = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -348,13 +369,15 @@ class StreamLoader:
             self.batch += 1
             self.samples += len(b["keys"])
             self.errors.extend(b["errors"])
+            self.retries.extend(b["retries"])
             yield b
         self.epoch += 1
         self.batch = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "batch": self.batch, "seed": self.dataset.cfg.seed,
-                "samples": self.samples, "errors": len(self.errors)}
+                "samples": self.samples, "errors": len(self.errors),
+                "retries": len(self.retries)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["seed"] != self.dataset.cfg.seed:

@@ -1,7 +1,7 @@
 """Nearest-neighbour resampling of a plan's window into the crop (numba): the geometry of
 ``augment.apply(array, plan, linear=False)``, computed only where it is needed.
 
-- ``warp_labels``: the crop's target masks and labelled pixels straight from label runs, without
+- ``warp_labels``: the crop's target masks and other objects straight from label runs, without
   decompressing and resizing whole label rows: a run of a source row maps to one span of crop
   columns (the column map is monotonic), so an output row is a few span fills.
 - ``resample_box``: a stored map over a box of the crop (the distance levels where the click
@@ -39,19 +39,27 @@ def nearest_map(n, m):
 
 @njit(cache=True, nogil=True)
 def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, py, px, slots,
-          masks, labelled):
+          masks, target, merged, other):
     rows = nearest_map(y1 - y0, h) + y0
     cols = nearest_map(x1 - x0, w) + x0
+    labelled = np.zeros(w, np.uint8)  # the row at hand
+    visible = 0
+    count = 0  # target pixels of the previous output row
     for j in range(h):
         y = py + j
         r = rows[j] - first
         if j > 0 and rows[j] == rows[j - 1]:
-            labelled[y, px:px + w] = labelled[y - 1, px:px + w]
+            other[y, px:px + w] = other[y - 1, px:px + w]
             for m in range(slots.shape[0]):
                 masks[m, y, px:px + w] = masks[m, y - 1, px:px + w]
+            if merged:
+                target[y, px:px + w] = target[y - 1, px:px + w]
+            visible += count
             continue
+        count = 0
         if r < 0 or r >= n_rows:  # outside the image (or the rows at hand): label 0
             continue
+        labelled[:] = 0
         for li in range(scan.size):
             layer = scan[li]
             marks = union < 0 or layer == union
@@ -65,28 +73,49 @@ def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, 
                     if flip:
                         lo, hi = w - hi, w - lo
                     if marks:
-                        labelled[y, px + lo:px + hi] = True
+                        labelled[lo:hi] = 1
                     for m in range(slots.shape[0]):
                         if slots[m, 0] == layer and slots[m, 1] == label:
-                            masks[m, y, px + lo:px + hi] = True
+                            masks[m, y, px + lo:px + hi] = 1
                 a = b
+        # the row is in cache: the target (the masks' union) and the other objects now, in
+        # uint8 (branch-free: vectorized)
+        t, o = target[y, px:px + w], other[y, px:px + w]
+        if merged:
+            t[:] = 0
+            for m in range(slots.shape[0]):
+                mrow = masks[m, y, px:px + w]
+                for i in range(w):
+                    t[i] |= mrow[i]
+        c = 0
+        for i in range(w):
+            o[i] = labelled[i] & (np.uint8(1) - t[i])
+            c += np.int64(t[i])
+        count = c
+        visible += count
+    return visible
 
 
 def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray, union: int = -1
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The crop of plan ``p`` from label runs holding the window's rows: ``(masks (M, Hc, Wc)
-    bool, labelled (Hc, Wc) bool)``, ``masks[m]`` where layer ``slots[m, 0]`` holds label
-    ``slots[m, 1]`` (``slots (M, 2) int64``), ``labelled`` where any of the ``n_layers``
-    layers holds a label. ``union``: the index of a layer labelled wherever any other is
+    bool, target (Hc, Wc) bool, other (Hc, Wc) bool, visible)``: ``masks[m]`` where layer
+    ``slots[m, 0]`` holds label ``slots[m, 1]`` (``slots (M, 2) int64``), ``target`` their
+    union (``masks[0]`` itself when M is 1), ``other`` where any of the ``n_layers`` layers
+    holds a label off the target, ``visible`` the target's pixel count: one pass, no numpy
+    pass over the crop after. ``union``: the index of a layer labelled wherever any other is
     (schema 5 stores one when regions take several layers): then only it and the targets'
     layers are read (a dense record's 15 layers cost what 2 do)."""
     masks = np.zeros((len(slots), *p.crop), bool)
-    labelled = np.zeros(p.crop, bool)
+    merged = len(slots) != 1
+    target = np.zeros(p.crop, bool) if merged else masks[0]
+    other = np.zeros(p.crop, bool)
     scan = np.arange(n_layers, dtype=np.int64) if union < 0 else \
         np.unique(np.append(np.asarray(slots, np.int64)[:, 0], union))
-    _warp(lr.runs, lr.starts, lr.first, lr.rows, scan, union, *p.window, *p.size, p.flip,
-          *p.paste, slots, masks, labelled)
-    return masks, labelled
+    visible = _warp(lr.runs, lr.starts, lr.first, lr.rows, scan, union, *p.window, *p.size,
+                    p.flip, *p.paste, slots, masks.view(np.uint8), target.view(np.uint8),
+                    merged, other.view(np.uint8))
+    return masks, target, other, int(visible)
 
 
 @njit(cache=True, nogil=True)

@@ -14,6 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from iis_pipe.errors import BadInput
+from iis_pipe.remote import OnRetry, RetryPolicy
 from iis_pipe.stream.reader import RecordRef, scan
 
 T = TypeVar("T")
@@ -60,19 +61,21 @@ def shuffled(items: Iterable[T], size: int, rng: np.random.Generator) -> Iterato
 
 def epoch_sequence(urls: list[str], seed: int, epoch: int, *, shuffle_shards: bool = True,
                    buffer: int = 1000, resampled: bool = False,
-                   on_error: Callable[[BadInput], None]) -> Iterator[RecordRef]:
+                   on_error: Callable[[BadInput], None], policy: RetryPolicy = RetryPolicy(),
+                   on_retry: OnRetry | None = None) -> Iterator[RecordRef]:
     """Global record sequence of one epoch.
 
     Finite: one pass over the shards (permuted per epoch when ``shuffle_shards``) through a
     shuffle buffer. Resampled: an endless chain of such passes, each permuted anew; the caller
     takes as many positions as an epoch holds. A pass that finds no record ends the sequence
-    (the stream then reports an empty epoch) instead of spinning.
+    (the stream then reports an empty epoch) instead of spinning. ``policy``, ``on_retry``:
+    remote reads (``reader.scan``).
     """
     passes = itertools.count() if resampled else (0,)
     for q in passes:
         order = (np.random.default_rng([seed, epoch, q, 0]).permutation(len(urls))
                  if shuffle_shards else range(len(urls)))
-        refs = Counted(scan([urls[i] for i in order], on_error))
+        refs = Counted(scan([urls[i] for i in order], on_error, policy, on_retry))
         yield from shuffled(refs, buffer, np.random.default_rng([seed, epoch, q, 1]))
         if not refs.count:  # a pass without records: the next ones would spin, empty, forever
             return

@@ -2,7 +2,8 @@
 
 Local tars are scanned header by header (member data is skipped with a seek), so a record
 reference is ``(key, url, {suffix: (offset, size)})`` and its bytes are read only if this
-worker decodes it. Remote shards are streamed and their members kept as bytes.
+worker decodes it. Remote shards are streamed (``iis_pipe.remote``: a dropped or stalled
+connection resumes at the byte where it stopped) and their members kept as bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
 from iis_pipe.errors import BadInput
-from iis_pipe.shards.tar import group_members, iter_records
+from iis_pipe.remote import OnRetry, RetryPolicy
+from iis_pipe.shards.tar import group_members, iter_records, iter_shard
 from iis_pipe.stream.urls import is_remote
 
 
@@ -68,24 +70,42 @@ def _scan_tar(path: str) -> Iterator[RecordRef]:
         yield RecordRef(key, path, members)
 
 
-def scan_remote(url: str) -> Iterator[RecordRef]:
-    """Records of a remote shard (``http(s)://``, ``pipe:``...) through webdataset's opener."""
+def scan_remote(url: str, policy: RetryPolicy = RetryPolicy(),
+                on_retry: OnRetry | None = None) -> Iterator[RecordRef]:
+    """Records of a remote shard: ``http(s)://`` and fsspec URLs (``s3://``, ``gs://``...)
+    through ``iis_pipe.remote`` (resumed after drops and stalls, ``policy``; each reopening
+    reported to ``on_retry``), ``pipe:COMMAND`` through webdataset's opener. A shard that
+    cannot be read to its end raises ``BadInput`` after its whole records."""
+    if not url.startswith("pipe:"):
+        for key, members in iter_shard(url, policy, on_retry):
+            yield RecordRef(key, url, members)
+        return
     from webdataset.gopen import gopen
 
-    stream = gopen(url, "rb")
+    try:
+        stream = gopen(url, "rb")
+    except OSError as e:
+        raise BadInput(url, f"cannot start ({e})") from None
     try:
         for key, members in iter_records(url, stream):
             yield RecordRef(key, url, members)
     finally:
-        stream.close()
+        try:
+            stream.close()
+        except OSError as e:  # the command failed (curl's exit status, for one)
+            raise BadInput(url, f"the command failed ({e})") from None
 
 
-def scan(urls: list[str], on_error: Callable[[BadInput], None]) -> Iterator[RecordRef]:
+def scan(urls: list[str], on_error: Callable[[BadInput], None],
+         policy: RetryPolicy = RetryPolicy(), on_retry: OnRetry | None = None
+         ) -> Iterator[RecordRef]:
     """References of all records of ``urls`` in order; a faulty shard is reported through
-    ``on_error`` (which may raise) and the stream goes on with the next one."""
+    ``on_error`` (which may raise) and the stream goes on with the next one. ``policy`` and
+    ``on_retry``: see ``scan_remote``."""
     for url in urls:
         try:
-            yield from (scan_remote(url) if is_remote(url) else scan_local(url))
+            yield from (scan_remote(url, policy, on_retry) if is_remote(url)
+                        else scan_local(url))
         except BadInput as e:
             on_error(e)
 

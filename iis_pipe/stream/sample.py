@@ -115,8 +115,8 @@ def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, s
               cfg: SampleConfig, reduce: int, n_layers: int, union: int,
               rng: np.random.Generator):
     """Place the crop (up to ``crop_tries`` times, until the target shows ``min_object_area``
-    pixels; else the best try): ``(plan, labelled (Hc, Wc) bool, target masks (M, Hc, Wc)
-    bool, their union (Hc, Wc) bool)``. ``layer_runs(y0, y1)``: the label layers'
+    pixels; else the best try): ``(plan, target masks (M, Hc, Wc) bool, their union (Hc, Wc)
+    bool, the other objects (Hc, Wc) bool)``. ``layer_runs(y0, y1)``: the label layers'
     ``LayerRuns`` holding rows [y0, y1)."""
     crop = cfg.augment.crop_size
     slots = table.slots(chosen)
@@ -134,11 +134,9 @@ def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, s
         y0, y1 = p.window[:2]
         if found is None or not found.holds(y0, y1, shape[0]):
             found = layer_runs(y0, y1)  # version 4: all rows; older: those under the window
-        masks, labelled = nearest.warp_labels(found, n_layers, p, slots, union)
-        target = masks[0] if len(chosen) == 1 else masks.any(0)
-        visible = int(np.count_nonzero(target))
+        masks, target, other, visible = nearest.warp_labels(found, n_layers, p, slots, union)
         if best is None or visible > best[0]:
-            best = (visible, p, labelled, masks, target)
+            best = (visible, p, masks, target, other)
         if not chosen or visible >= max(cfg.target.min_object_area, 1):
             break
     return best[1:]
@@ -205,20 +203,21 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     image_ext = schema.image_member(members)
     image_bytes = members[image_ext] if image_ext == schema.JPG else None
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
-    timer.lap("decode")
-    p, labelled, masks, target_mask = _fit_crop(
+    timer.lap("masks")
+    p, masks, target_mask, other = _fit_crop(
         lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), table, chosen,
         shape, scaled, flip, cfg, reduce, meta["layers"], schema.union_layer(meta), rng)
-    other = labelled & ~target_mask  # the image's other objects: labelled, not the target
-    timer.lap("augment")
+    timer.lap("fit")
 
     if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
         img, origin = decode_jpeg_window(image_bytes, p.window, reduce, cfg.fast_decode)
     else:
         img, origin = decode_image(members[image_ext], image_ext), (0, 0)
     timer.lap("decode")
-    image = aug.photometric(aug.apply(img, p, linear=True, reduce=reduce, offset=origin),
-                            cfg.augment, rng, out=out.get("image"))
+    block = aug.apply(img, p, linear=True, reduce=reduce, offset=origin)
+    timer.lap("resize")
+    image = aug.photometric(block, cfg.augment, rng, out=out.get("image"))
+    timer.lap("photometric")
     pad_ignore = cfg.target.pad_ignore
     if ignore_full is not None and ignore_full.any():
         ignore = nearest.resample_box(ignore_full.view(np.uint8), (0, 0), p,
@@ -228,7 +227,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
         ignore = aug.padding_mask(p)
     else:  # None, not all False: the click sampler then tests no pixel for it
         ignore = None
-    timer.lap("augment")
+    timer.lap("masks")
     if chosen:
         def levels(box):  # the sampler asks for the stored maps where it reads them
             timer.lap("clicks")
@@ -250,6 +249,7 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     else:
         target = np.subtract((target_mask & ~ignore).view(np.int8), ignore.view(np.int8),
                              out=target)
+    timer.lap("masks")
     sample = {"key": meta["key"], "image": image, "target": target, "clicks": clicks,
               "regions": chosen, "transform": p.matrix().astype(np.float32)}
     if cfg.maps.mode is not None:
