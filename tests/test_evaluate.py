@@ -196,7 +196,8 @@ def test_cli_messages_and_outputs(grabcut_dir, tmp_path):
         assert f"| {run} | set |" in res.output and "NoC@90" in res.output
     summary = json.loads((tmp_path / "r2" / "summary.json").read_text())
     assert summary["protocol"] == {"max_clicks": 3, "threshold": 0.49, "objects": "regions",
-                                   "robot": "standard"}
+                                   "robot": "standard", "seed": 0, "at_once": []}
+    assert summary["wrappers"] == []
     assert (tmp_path / "r2" / "miou.png").read_bytes()[:4] == b"\x89PNG"
     res = runner.invoke(main, ["plot", str(tmp_path / "r1"), str(tmp_path / "r2"),
                                "-o", str(tmp_path / "both.png")])
