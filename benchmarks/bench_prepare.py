@@ -110,7 +110,7 @@ def davis(davis_dir: Path) -> None:
             region_t.append(r["timings"]["regions"])
             encode_t.append(r["timings"]["encode"])
             sample = sources.get_format("davis").load(it)
-            masks, meta, _ = region_candidates(sample.instances, sample.instance_meta)
+            masks, meta, _ = region_candidates(sample.instance_masks, sample.instance_meta)
             t0 = time.perf_counter()
             for bm, rm in zip(masks, meta):
                 distances.encode_region(bm.mask, bm.box, params.coding, distances.reach(

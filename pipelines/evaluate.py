@@ -50,13 +50,14 @@ from iis_pipe import outdir, sources
 from iis_pipe.clicking import ROBOTS, Click, standard
 from iis_pipe.clicking.clickfile import ObjectClicks, read_clicks
 from iis_pipe.errors import BadInput
+from iis_pipe.geometry.box import unbox
 from iis_pipe.images import decode_image
 from iis_pipe.metrics import THRESHOLDS, iou, noc, summarize
 from iis_pipe.metrics.plots import plot_miou
 from iis_pipe.predictors import Predictor, make_predictor
 from iis_pipe.predictors.wrappers import resolve as resolve_wrappers, wrap
 from iis_pipe.records import schema
-from iis_pipe.regions.candidates import region_candidates, unbox
+from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards import index as idx
 from iis_pipe.shards.tar import iter_shard
 from iis_pipe.storage import is_url, store
@@ -252,7 +253,7 @@ def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
         fmt, item = job.payload
         sample = sources.get_format(fmt).load(item)
         # The same regions prepare would store with its defaults, so both inputs agree.
-        regions = unbox(region_candidates(sample.instances, sample.instance_meta)[0],
+        regions = unbox(region_candidates(sample.instance_masks, sample.instance_meta)[0],
                         sample.size)
         file = sample.meta.get("image_file", item.key)
         return (sample.key, file, decode_image(sample.image_bytes, sample.image_ext), regions,

@@ -101,11 +101,11 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
             resized_from = sample.meta.get("resized_from")
         t1 = time.perf_counter()
         masks, meta, dropped = region_candidates(
-            sample.instances, sample.instance_meta,
+            sample.instance_masks, sample.instance_meta,
             split_components=params.split_components, min_area=params.min_area)
         if len(masks) == 0:
             raise BadInput(sample.meta.get("image_file", item.key),
-                           f"no region left (instances: {len(sample.instances)}, "
+                           f"no region left (instances: {len(sample.instance_masks)}, "
                            f"min_area {params.min_area})", key=item.key)
         t2 = time.perf_counter()
         # the source's own drops (duplicates, score filters) first, then min_area's

@@ -522,6 +522,38 @@ def test_written_meta_has_the_typed_keys():
     assert {"dt_reach", "label"} <= set(region)
 
 
+def test_layer_frames_read_some_layers_as_the_whole_member_reads_them():
+    """A record of overlapping regions stores a frame per layer (and the union): the layers
+    asked for decode as the whole member does, the others come back without runs, and the
+    member still reads whole (readers that know no ``runs_frames``)."""
+    rng = np.random.default_rng(4)
+    inst = np.zeros((9, 60, 70), bool)
+    for k in range(9):  # overlapping boxes: several layers
+        y, x = rng.integers(0, 40), rng.integers(0, 50)
+        inst[k, y:y + int(rng.integers(5, 20)), x:x + int(rng.integers(5, 20))] = True
+    m, region_meta, dropped = region_candidates(inst, [{} for _ in inst])
+    members = schema.encode_record("k", b"img", "jpg", (60, 70), m, region_meta, np.zeros((60, 70), bool),
+                                   {"source": "x", "split": "y", "dropped": dropped}, distances.DistanceCoding())
+    meta = schema.decode_meta(members)
+    stored = meta["layers"] + 1
+    assert meta["layers"] >= 3 and len(meta["runs_frames"]) == stored + 1
+    whole = schema.decode_layer_runs(members, meta, 0, 60)
+    full = runs.decode_runs(whole.runs, stored * 60, 70).reshape(stored, 60, 70)
+    assert np.array_equal(arrays.decode_array(members[schema.RUNS]), whole.runs)
+    np.testing.assert_array_equal(full[:-1], schema.decode_layers(members, meta).reshape(-1, 60, 70))
+    for wanted in ([0], [meta["layers"]], [2, meta["layers"], 0]):
+        some = schema.decode_layer_runs(members, meta, 0, 60, wanted)
+        for layer in range(stored):
+            rows = range(layer * 60, (layer + 1) * 60)
+            if layer in wanted:
+                got = np.concatenate([some.runs[some.starts[r]:some.starts[r + 1]] for r in rows])
+                assert np.array_equal(got, whole.runs[whole.starts[layer * 60]:whole.starts[(layer + 1) * 60]])
+            else:
+                assert all(some.starts[r] == some.starts[r + 1] for r in rows)
+    bad = dict(meta, runs_frames=meta["runs_frames"][:-1])
+    with pytest.raises(ValueError, match="runs_frames"):
+        schema.decode_layer_runs(members, bad, 0, 60, [0])
+
 
 def test_zstd_compressor_is_per_thread():
     """A ZstdCompressor used by two threads at once corrupts memory (prepare on a thread pool

@@ -308,7 +308,7 @@ def test_label_rows_under_the_window_only_change_no_sample(grabcut_shards, monke
     whole = _batches(StreamLoader(cfg), 4)
     asked = []
 
-    def rows_only(members, meta, y0, y1):  # as older records give them: the window's rows
+    def rows_only(members, meta, y0, y1, read_layers=None):  # as older records: the window's rows
         h, w = meta["height"], meta["width"]
         y0, y1 = max(y0, 0), min(y1, h)
         layers = schema.decode_layers(members, meta).reshape(meta["layers"], h, w)[:, y0:y1]
@@ -678,3 +678,47 @@ def test_expand_ratio_beyond_the_records_is_refused(toy_shards, tmp_path):
     with pytest.raises(ExpandBeyondRecords, match=r"shard-\d+\.tar, record .*--dt-expand 0\.3"):
         _batches(loader, 1)
     assert loader.errors == []
+
+
+def test_dense_records_stream_the_same_reading_only_the_targets_layers(tmp_path, monkeypatch):
+    """Overlapping objects (several layers and the union): the stream decompresses only the
+    targets' layers and the union, and makes the batches it makes reading every layer."""
+    import json
+
+    import cv2
+
+    from iis_pipe.records import schema
+
+    rng = np.random.default_rng(5)
+    (tmp_path / "src" / "images").mkdir(parents=True)
+    entries, anns = [], []
+    for i in range(6):
+        pixels = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (160, 120))
+        cv2.imwrite(str(tmp_path / "src" / "images" / f"{i}.jpg"), pixels)
+        entries.append({"id": i + 1, "file_name": f"{i}.jpg", "height": 120, "width": 160})
+        for _ in range(25):
+            x, y = rng.uniform(0, 140, 1)[0], rng.uniform(0, 100, 1)[0]
+            s = rng.uniform(4, 40)
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                         "segmentation": [[x, y, x + s, y, x + s / 2, y + s]]})
+    (tmp_path / "src" / "annotations").mkdir()
+    (tmp_path / "src" / "annotations" / "instances_x.json").write_text(json.dumps(
+        {"images": entries, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}))
+    out = tmp_path / "shards"
+    prepare(tmp_path / "src", out, format="coco", workers=1, progress=False)
+    cfg = stream_config(out, batch_size=4, seed=3, crop_size=(64, 96), merge_prob=0.5)
+    asked = []
+    decode = schema.decode_layer_runs
+
+    def counting(members, meta, y0, y1, read_layers=None):
+        assert "runs_frames" in meta and meta["layers"] > 2
+        asked.append(len(set(read_layers)))
+        return decode(members, meta, y0, y1, read_layers)
+
+    monkeypatch.setattr(schema, "decode_layer_runs", counting)
+    some = _batches(StreamLoader(cfg), 3)
+    assert asked and max(asked) <= 3  # up to two targets' layers and the union
+    monkeypatch.setattr(schema, "decode_layer_runs", lambda m, meta, y0, y1, read_layers=None:
+                        decode(m, meta, y0, y1))
+    for a, b in zip(some, _batches(StreamLoader(cfg), 3), strict=True):
+        _same(a, b)

@@ -20,9 +20,10 @@ from PIL import Image
 
 from iis_pipe import sources
 from iis_pipe.errors import BadInput
+from iis_pipe.geometry.box import unbox
 from iis_pipe.images import JPEG_MAGIC, decode_image, read_image_bytes
 from iis_pipe.records import schema
-from iis_pipe.regions.candidates import region_candidates, unbox
+from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards.tar import split_name
 from iis_pipe.stream.urls import expand_urls, is_remote
 from iis_pipe.pipelines.evaluate import dataset_name, is_prepared
@@ -80,7 +81,7 @@ def _folder_entries(root: Path, dataset: str, format: str | None) -> list[Entry]
         def load(item=item) -> Picture:
             s = fmt.load(item)
             # The regions evaluate takes from a folder (prepare's defaults).
-            regions = unbox(region_candidates(s.instances, s.instance_meta)[0], s.size)
+            regions = unbox(region_candidates(s.instance_masks, s.instance_meta)[0], s.size)
             return picture(s.image_bytes, s.image_ext, regions, s.ignore)
 
         image_file = item.files.get("image", item.key)

@@ -8,6 +8,9 @@ or index).
 Stored forms convert at the schema's border only: a record's ``bbox`` (and the index's
 ``bbox_*`` columns) is ``[x, y, w, h]`` (``from_xywh`` / ``to_xywh``), a region's
 ``dt_window`` is ``[y0, x0, h, w]`` (``from_yxhw`` / ``to_yxhw``).
+
+``BoxMask``: a mask over its box, how instances and regions travel from the sources to the
+records (a dense image's 200 objects are not 200 full-size masks to decode, copy and test).
 """
 
 from __future__ import annotations
@@ -158,3 +161,40 @@ def mask_bbox(mask: np.ndarray) -> Box | None:
     flat = mask.reshape(-1)
     box = _mask_bbox(mask, flat[: flat.size // 8 * 8].view(np.uint64))
     return None if box[0] < 0 else Box(*(int(c) for c in box))
+
+
+class BoxMask(NamedTuple):
+    """A ``mask (h, w) bool`` (C-contiguous) over its ``box`` of image pixels: the mask's tight
+    box for a non-empty mask; an empty mask is ``EMPTY_MASK``."""
+
+    box: Box
+    mask: np.ndarray
+
+
+EMPTY_MASK = BoxMask(Box(0, 0, 0, 0), np.zeros((0, 0), bool))
+
+
+def box_mask(mask: np.ndarray) -> BoxMask:
+    """``(H, W) bool`` -> its ``BoxMask`` (a copy of the tight box's pixels; ``EMPTY_MASK``
+    when no pixel is set)."""
+    box = _tight_box(mask)
+    if box is None:
+        return EMPTY_MASK
+    return BoxMask(box, np.ascontiguousarray(mask[box.slices], dtype=bool))
+
+
+def unbox(masks: list[BoxMask], shape: tuple[int, int]) -> np.ndarray:
+    """BoxMasks of an ``(H, W)`` image -> ``(K, H, W) bool`` full-size masks."""
+    out = np.zeros((len(masks), *shape), bool)
+    for o, (box, m) in zip(out, masks):
+        o[box.slices] = m
+    return out
+
+
+def _tight_box(mask: np.ndarray) -> Box | None:
+    """``mask_bbox`` without copying a column-major mask (pycocotools decodes those): its
+    transpose is row-major."""
+    if not mask.flags.c_contiguous and mask.T.flags.c_contiguous:
+        box = mask_bbox(mask.T)
+        return None if box is None else Box(box.x0, box.x1, box.y0, box.y1)
+    return mask_bbox(mask)

@@ -84,13 +84,46 @@ def encode_array_bands(array: np.ndarray, rows: int, codec: str = "zstd"
     header, then ``rows`` rows of ``array`` per frame. Back to back the frames decompress to
     the whole ``.npy`` (``zstd -d``, ``lz4 -d`` and ``decode_array`` read it whole);
     ``decode_rows`` reads some bands only. Returns the bytes and the frame lengths."""
+    return encode_array_frames(array, range(0, len(array), rows), codec)
+
+
+def encode_array_frames(array: np.ndarray, starts, codec: str = "zstd"
+                        ) -> tuple[bytes, list[int]]:
+    """``encode_array_bands`` with a frame per part of ``array`` starting at each of the
+    increasing row indices ``starts`` (the first 0); ``decode_frames`` reads some parts only."""
     array = np.ascontiguousarray(array)
     head = io.BytesIO()
     np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
     compress = _compressor(codec)
+    bounds = [*starts, len(array)]
     frames = [compress(head.getvalue())]
-    frames += [compress(array[i:i + rows].tobytes()) for i in range(0, len(array), rows)]
+    frames += [compress(array[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]
     return b"".join(frames), [len(f) for f in frames]
+
+
+def decode_frames(data: bytes, lengths: list[int], parts: list[int]) -> list[np.ndarray]:
+    """Parts ``parts`` (indices into ``encode_array_frames``' ``starts``) of an array written
+    by it with frame lengths ``lengths``, decompressing only their frames: each part's rows
+    (read-only). Raises ValueError on corrupt data."""
+    data = memoryview(data)
+    offsets = np.cumsum([0, *lengths]).tolist()
+    if offsets[-1] != len(data) or not all(0 <= i < len(lengths) - 1 for i in parts):
+        raise ValueError(f"corrupt array member ({len(data)} bytes, frames {lengths}, "
+                         f"parts {parts})")
+    dtype, shape = decode_bands_header(data, lengths)
+    row = math.prod(shape[1:]) * dtype.itemsize
+    lz4_frames = bytes(data[:4]) == _LZ4_MAGIC
+    out = []
+    for i in parts:
+        frame = data[offsets[i + 1]:offsets[i + 2]]
+        try:  # a zstd frame of compress() states its size: one call, no stream object
+            raw = lz4.frame.decompress(frame) if lz4_frames else _zstd().decompress(frame)
+        except _ERRORS as e:
+            raise ValueError(f"corrupt array member ({e})") from None
+        if row == 0 or len(raw) % row:
+            raise ValueError(f"corrupt array member (part {i} holds {len(raw)} bytes)")
+        out.append(np.frombuffer(raw, dtype).reshape(-1, *shape[1:]))
+    return out
 
 
 def _lz4_frames(data) -> bytes:

@@ -103,7 +103,7 @@ def encode_region(mask: np.ndarray, bbox: Box, coding: DistanceCoding,
 
     ``mask``: the region, ``(H, W) bool`` over the image, or over a part of an image of
     ``shape`` that holds the region, its ``[0, 0]`` at image pixel ``corner`` ``(y, x)`` (a
-    ``regions.candidates.BoxMask``). ``reach_levels``: outside levels kept (see
+    ``geometry.box.BoxMask``). ``reach_levels``: outside levels kept (see
     :func:`reach`; the margin is ``ceil((reach_levels + 0.5) * step)``); None: up to
     ``clip``, schema 1-4's maps, over the bbox grown by ``clip * step + 1``."""
     margin = coding.margin if reach_levels is None else \

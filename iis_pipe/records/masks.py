@@ -4,22 +4,25 @@ Regions are assigned greedily to the first layer where they overlap nothing alre
 disjoint masks (VOC, DAVIS) need one layer and overlapping ones (COCO, LVIS) a few. The layers
 are stacked vertically into one ``(L*H, W)`` label image, which records store as runs (``runs``).
 
-A region travels from the candidates to the record as a ``regions.candidates.BoxMask``, its pixels over its bbox
-only: a dense image's 200 regions would otherwise be 200 full-size masks to copy, test and
-pack (DAVIS-sized: 82 MB, and most of prepare's time).
+A region travels from the candidates to the record as a ``geometry.box.BoxMask``, its pixels
+over its bbox only: a dense image's 200 regions would otherwise be 200 full-size masks to copy,
+test and pack (DAVIS-sized: 82 MB, and most of prepare's time).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from iis_pipe.regions.candidates import BoxMask, box_mask
+from iis_pipe.geometry.box import EMPTY_MASK, BoxMask, box_mask
 
 
 def boxed(regions) -> list[BoxMask]:
     """``(R, H, W) bool`` masks, or a list of ``BoxMask`` (returned as it is), as BoxMasks."""
     if isinstance(regions, np.ndarray):
-        return [box_mask(m) for m in regions]
+        out = [box_mask(m) for m in regions]
+        if any(bm is EMPTY_MASK for bm in out):
+            raise ValueError("an empty region has no box")
+        return out
     return list(regions)
 
 

@@ -30,8 +30,10 @@ Array members are compressed ``.npy`` files (see ``arrays``).
 ``width``, ``image`` (``{"ext", "file"}``), ``mask_files``, ``layers``, ``union_layer``
 (version 5: when the regions take several layers, ``runs.npy.zst`` holds one more, labelled 1
 wherever any region is, so the stream finds other objects without reading every layer),
-``ignored`` (ignore
-pixels: a reader skips an empty mask), ``dt`` (``{"step", "clip", "band_rows", "expand"}``:
+``runs_frames`` (then: ``runs.npy.zst`` is
+zstd frames, the ``.npy`` header then a frame per stored layer, their lengths here, so the
+stream decompresses the targets' layers and the union only; one frame with one layer),
+``ignored`` (ignore pixels: a reader skips an empty mask), ``dt`` (``{"step", "clip", "band_rows", "expand"}``:
 ``expand``, the largest ``expand_ratio`` of the click sampler's border band the maps hold, see
 ``distances.reach``), ``regions`` (the region count) and ``dropped`` (parts removed by
 ``min_area``). ``decode_meta`` gives ``meta["regions"]`` as version 4 did, a dict per region
@@ -66,7 +68,8 @@ from iis_pipe.geometry.box import Box
 from iis_pipe.images import decode_image
 from iis_pipe.plain import to_plain
 from iis_pipe.records import distances, masks, runs
-from iis_pipe.records.arrays import (decode_array, decode_bands_header, decode_rows, encode_array,
+from iis_pipe.records.arrays import (decode_array, decode_bands_header, decode_frames,
+                                     decode_rows, encode_array, encode_array_frames,
                                      zstd_compressor, zstd_frames)
 
 SCHEMA_VERSION = 5
@@ -173,6 +176,7 @@ class RecordMeta(TypedDict):
     mask_files: list[str]
     layers: int  # label layers stacked in the mask member
     union_layer: NotRequired[bool]  # version 5: one more layer, labelled where any region is
+    runs_frames: NotRequired[list[int]]  # version 5, several layers: frames of runs.npy.zst
     ignored: NotRequired[int]  # ignored pixels; not in version 1
     dt: DtMeta
     regions: list[RegionMeta] | int  # version 5's meta.json: the count (decode_meta: dicts)
@@ -207,7 +211,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
                   coding: distances.DistanceCoding, expand: float = DEFAULT_EXPAND
                   ) -> dict[str, bytes]:
     """Members of one record (suffix -> bytes). ``region_masks``: ``(R, H, W) bool`` with
-    R >= 1, or R ``masks.BoxMask``s; ``region_meta``: R dicts with ``area`` and ``bbox``
+    R >= 1, or R ``geometry.box.BoxMask``s; ``region_meta``: R dicts with ``area`` and ``bbox``
     ``(x, y, w, h)`` and the source's metadata; ``info`` carries ``source``, ``split``,
     ``image_file``, ``mask_files``, ``dropped``. ``expand``: the largest ``expand_ratio`` the
     distance maps serve (``distances.reach``)."""
@@ -248,10 +252,16 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         "regions": len(region_meta),
         "dropped": to_plain(info.get("dropped", [])),
     }
+    label_runs = runs.encode_runs(layers)
+    if n_layers > 1:  # a frame per stored layer: the stream reads the targets' and the union
+        first = runs.row_starts(label_runs, layers.shape[0], w)[:-1:h]
+        runs_member, meta["runs_frames"] = encode_array_frames(label_runs, first.tolist())
+    else:
+        runs_member = encode_array(label_runs)
     dumps = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":")).encode()  # noqa: E731
     return {
         image_ext: image_bytes,
-        RUNS: encode_array(runs.encode_runs(layers)),
+        RUNS: runs_member,
         IGNORE: encode_array(np.asarray(ignore, bool)),
         DT: b"".join(spans),
         TABLE: encode_array(table),
@@ -359,12 +369,18 @@ def decode_regions(members: dict[str, bytes], meta: RecordMeta,
     return masks.unpack_layers(decode_layers(members, meta), slots, meta["height"], ids)
 
 
-def decode_layer_runs(members: dict[str, bytes], meta: RecordMeta, y0: int, y1: int
-                      ) -> runs.LayerRuns:
+def decode_layer_runs(members: dict[str, bytes], meta: RecordMeta, y0: int, y1: int,
+                      read_layers: list[int] | None = None) -> runs.LayerRuns:
     """At least rows ``[y0, y1)`` of every label layer (and the union layer, see
     ``union_layer``) as runs: all rows from the runs of versions 4 and 5; from the bands of
-    versions 2 and 3 only those that hold the rows (version 1: all)."""
+    versions 2 and 3 only those that hold the rows (version 1: all).
+
+    ``read_layers``: the stored layers the caller reads; the others may come back without
+    runs (version 5 stores a frame per layer, ``runs_frames``: only those are decompressed)."""
     h, w, n_layers = meta["height"], meta["width"], meta["layers"]
+    if RUNS in members and read_layers is not None and "runs_frames" in meta:
+        return _some_layer_runs(members[RUNS], meta["runs_frames"], sorted(set(read_layers)),
+                                _stored_layers(meta), h, w)
     if RUNS in members:
         found = decode_array(members[RUNS])
         return runs.LayerRuns(found, runs.row_starts(found, _stored_layers(meta) * h, w), 0, h,
@@ -384,6 +400,28 @@ def decode_layer_runs(members: dict[str, bytes], meta: RecordMeta, y0: int, y1: 
     found = runs.encode_runs(layers.reshape(-1, w))
     return runs.LayerRuns(found, runs.row_starts(found, n_layers * (y1 - y0), w), y0, y1 - y0,
                           w)
+
+
+def _some_layer_runs(data: bytes, frames: list[int], wanted: list[int], stored: int, h: int,
+                     w: int) -> runs.LayerRuns:
+    """``LayerRuns`` of all rows of the ``wanted`` layers of a member with a frame per layer;
+    the rows of the other layers hold no run."""
+    if len(frames) != stored + 1 or not all(0 <= i < stored for i in wanted):
+        raise ValueError(f"runs_frames lists {len(frames) - 1} layers, the record stores "
+                         f"{stored} (layers asked: {wanted})")
+    parts = decode_frames(data, frames, wanted)
+    starts = np.empty(stored * h + 1, np.int64)
+    done = 0
+    for layer in range(stored):
+        if layer in wanted:
+            part = parts[wanted.index(layer)]
+            starts[layer * h:(layer + 1) * h] = runs.row_starts(part, h, w)[:-1] + done
+            done += len(part)
+        else:
+            starts[layer * h:(layer + 1) * h] = done
+    starts[-1] = done
+    found = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    return runs.LayerRuns(found, starts, 0, h, w)
 
 
 def decode_ignore(members: dict[str, bytes]) -> np.ndarray:

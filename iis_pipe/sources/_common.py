@@ -12,6 +12,7 @@ from numba import njit
 
 from iis_pipe import images
 from iis_pipe.errors import BadInput
+from iis_pipe.geometry.box import EMPTY_MASK, Box, BoxMask, box_mask
 from iis_pipe.sources.types import Sample, SourceItem
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -145,38 +146,64 @@ def _mark(values, seen):
         seen[v] = 1
 
 
-def split_ids(ids: np.ndarray, void: int | None = None) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """Id map ``(H, W)`` -> ``(instances (K, H, W) bool, ids (K,), ignore (H, W) bool)``.
+def split_ids(ids: np.ndarray, void: int | None = None) -> tuple[list[BoxMask], list[int], np.ndarray]:
+    """Id map ``(H, W)`` -> ``(instances (K BoxMasks), ids (K,), ignore (H, W) bool)``.
 
     0 is background, ``void`` (if given) is ignore, every other value one instance, in increasing
-    id order.
+    id order. 8/16-bit maps find every value's box in one pass, then compare over each box only.
     """
     values = present_values(ids)
     values = values[(values != 0) & (values != void)] if void is not None else values[values != 0]
-    instances = ids[None] == values[:, None, None]
     ignore = ids == void if void is not None else np.zeros(ids.shape, bool)
+    if ids.dtype in (np.uint8, np.uint16) and ids.size:
+        boxes = np.empty((256 if ids.dtype == np.uint8 else 65536, 4), np.int64)
+        _value_boxes(np.ascontiguousarray(ids), boxes)
+        instances = [BoxMask(box, ids[box.slices] == v)
+                     for v in values.tolist() for box in [Box(*boxes[v].tolist())]]
+    else:
+        instances = [box_mask(ids == v) for v in values]
     return instances, [int(v) for v in values], ignore
 
 
+@njit(cache=True, nogil=True)
+def _value_boxes(ids, boxes):
+    """``boxes[v] = (y0, y1, x0, x1)``: the box of value ``v`` in ``ids (H, W)`` (values not
+    present keep ``y0 > y1``)."""
+    h, w = ids.shape
+    boxes[:, 0] = h
+    boxes[:, 1] = 0
+    boxes[:, 2] = w
+    boxes[:, 3] = 0
+    for y in range(h):
+        for x in range(w):
+            v = ids[y, x]
+            if y < boxes[v, 0]:
+                boxes[v, 0] = y
+            boxes[v, 1] = y + 1
+            if x < boxes[v, 2]:
+                boxes[v, 2] = x
+            if x >= boxes[v, 3]:
+                boxes[v, 3] = x + 1
+
+
 def make_sample(item: SourceItem, image: tuple[bytes, str, tuple[int, int]],
-                instances: np.ndarray | list[np.ndarray], instance_meta: list[dict], ignore: np.ndarray,
-                mask_files: list[str], image_file: str | None = None, mask_encoding: str = "") -> Sample:
+                instances: np.ndarray | list[np.ndarray] | list[BoxMask], instance_meta: list[dict],
+                ignore: np.ndarray, mask_files: list[str], image_file: str | None = None,
+                mask_encoding: str = "") -> Sample:
     """Assemble the Sample; an annotation without any instance pixel is a ``BadInput``.
 
-    ``image`` is ``read_image``'s ``(bytes, ext, (H, W))``; ``instances`` a ``(K, H, W)`` bool
-    array or a list of K ``(H, W)`` masks; ``image_file`` defaults to ``item.files["image"]``;
-    ``mask_encoding`` names how the masks were stored (``sources.masks``).
+    ``image`` is ``read_image``'s ``(bytes, ext, (H, W))``; ``instances`` K ``BoxMask``s, a
+    ``(K, H, W)`` bool array or a list of K ``(H, W)`` masks (boxed here); ``image_file``
+    defaults to ``item.files["image"]``; ``mask_encoding`` names how the masks were stored
+    (``sources.masks``).
     """
     data, ext, size = image
-    if isinstance(instances, np.ndarray):
-        stacked = instances.astype(bool, copy=False)  # no copy of what may be a large stack
-    else:
-        stacked = np.stack(instances).astype(bool, copy=False) if instances else np.zeros((0, *size), bool)
-    if not stacked.any():
+    masks = [m if isinstance(m, BoxMask) else box_mask(m) for m in instances]
+    if not any(m is not EMPTY_MASK and m.mask.any() for m in masks):
         raise BadInput(mask_files[0] if mask_files else item.files.get("image", item.key),
                        "empty mask (no instance pixels)", item.key)
     return Sample(
-        key=item.key, image_bytes=data, image_ext=ext, size=size, instances=stacked,
+        key=item.key, image_bytes=data, image_ext=ext, size=size, instance_masks=masks,
         instance_meta=instance_meta, ignore=np.ascontiguousarray(ignore, dtype=bool),
         meta={"source": item.source, "split": item.split,
               "image_file": image_file if image_file is not None else item.files["image"],

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from iis_pipe.errors import BadInput
+from iis_pipe.geometry.box import box_mask
 from iis_pipe.sources._common import (has_dirs, make_sample, present_values, read_image, require_dir,
                                       scan_pairs, split_ids)
 from iis_pipe.sources.masks import binary_kind, read_values
@@ -45,7 +46,7 @@ def scan(root: Path, *, split: str = "test", merge_instances: bool = False
 
 
 def load(item: SourceItem) -> Sample:
-    """Instances ``(K, H, W)`` in increasing index order, ``label`` = index (1 for a binary
+    """Instances in increasing index order, ``label`` = index (1 for a binary
     gray mask); void is ignore."""
     image = read_image(item, item.files["image"])
     values, container = read_values(item, item.files["mask"], image[2], colours="palette", void=VOID)
@@ -56,7 +57,8 @@ def load(item: SourceItem) -> Sample:
         ids, void = (values > 0).astype(np.uint8), None
     instances, labels, ignore = split_ids(ids, void)
     if item.extra.get("merge_instances") and labels:
-        instances, meta = instances.any(0, keepdims=True), [{"label": 1, "merged": labels}]
+        merged = (ids != 0) & ~ignore  # every object: neither background nor void
+        instances, meta = [box_mask(merged)], [{"label": 1, "merged": labels}]
     else:
         meta = [{"label": v} for v in labels]
     return make_sample(item, image, instances, meta, ignore, [item.files["mask"]],

@@ -84,7 +84,7 @@ def owner(mask_stem: str, image_stems: dict[str, Path]) -> str | None:
 
 
 def load(item: SourceItem) -> Sample:
-    """Instances ``(K, H, W)``: the id map's values in increasing order, or the per-instance files
+    """Instances: the id map's values in increasing order, or the per-instance files
     in suffix order with ``{"label": <name or 1>, "source_id": <suffix>}``."""
     image = read_image(item, item.files["image"])
     if "mask" in item.files:

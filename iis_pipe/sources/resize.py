@@ -17,6 +17,7 @@ import numpy as np
 import simplejpeg
 
 from iis_pipe import images
+from iis_pipe.geometry.box import box_mask
 from iis_pipe.sources.types import Sample
 
 JPEG_QUALITY = 95
@@ -42,10 +43,15 @@ def limit_side(sample: Sample, max_side: int) -> Sample:
     else:
         data = images.read_image_bytes(cv2.imencode(".png", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))[1].tobytes(),
                                        sample.key)[0]
-    instances = np.empty((len(sample.instances), h, w), bool)
-    for k, mask in enumerate(sample.instances):
-        instances[k] = area_threshold(mask, (h, w))
-    return dataclasses.replace(sample, image_bytes=data, size=(h, w), instances=instances,
+    # each instance full size, one at a time: area resampling is not local to a box (its
+    # pixel grid is the image's)
+    full = np.zeros(sample.size, bool)
+    instances = []
+    for box, mask in sample.instance_masks:
+        full[box.slices] = mask
+        instances.append(box_mask(area_threshold(full, (h, w))))
+        full[box.slices] = False
+    return dataclasses.replace(sample, image_bytes=data, size=(h, w), instance_masks=instances,
                                ignore=area_threshold(sample.ignore, (h, w)),
                                meta={**sample.meta, "resized_from": list(sample.size)})
 

@@ -24,12 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from iis_pipe.errors import BadInput
 from iis_pipe.images import read_bytes, read_image_bytes
 from iis_pipe.sources._common import index_files, keyed, make_sample, record_key, scan_pairs
-from iis_pipe.sources.coco import segmentation_rle
+from iis_pipe.sources.coco import runs_mask, segmentation_runs
 from iis_pipe.sources.types import Sample, SourceItem
 
 NAME = "sa1b"
@@ -131,7 +130,7 @@ def read_member(item: SourceItem, name: str) -> bytes:
 
 
 def load(item: SourceItem) -> Sample:
-    """Instances ``(K, H, W)`` in file order, ``{"source_id": id, "predicted_iou",
+    """Instances (each decoded into its box) in file order, ``{"source_id": id, "predicted_iou",
     "stability_score"}`` (SA-1B masks have no class). ``meta["dropped"]`` lists each mask left
     out, ``{"source_id", "kind", "reason"}``, kind ``predicted_iou``, ``stability_score``,
     ``max_objects`` or ``empty`` (recorded in the record's ``dropped``)."""
@@ -158,7 +157,7 @@ def load(item: SourceItem) -> Sample:
             below = [k for k in scores if scores[k] is not None and scores[k] < x[f"min_{k}"]]
             if any(x[f"min_{k}"] > 0 and v is None for k, v in scores.items()):
                 raise ValueError("a score threshold is set but the annotation has no score")
-            rle = segmentation_rle(ann["segmentation"], h, w)
+            rle, runs = segmentation_runs(ann["segmentation"], h, w)
         except (ValueError, TypeError, KeyError) as e:
             raise BadInput(ann_name, f"corrupt annotation {_ann_id(ann)}: {e}", item.key) from None
         if below:
@@ -166,8 +165,8 @@ def load(item: SourceItem) -> Sample:
             dropped.append({"source_id": ann.get("id"), "kind": k,
                             "reason": f"{k} {scores[k]} < {x[f'min_{k}']}"})
         else:
-            kept.append((ann, rle))
-    areas = mask_utils.area([rle for _, rle in kept]).astype(np.int64) if kept else np.zeros(0, np.int64)
+            kept.append((ann, runs))
+    areas = np.array([int(runs[1::2].sum()) for _, runs in kept], np.int64)  # the set runs' pixels
     order = [int(i) for i in np.argsort(-areas, kind="stable")]
     chosen = [i for i in order if areas[i] > 0]
     dropped += [{"source_id": kept[i][0].get("id"), "kind": "empty", "reason": "no pixel"}
@@ -182,11 +181,10 @@ def load(item: SourceItem) -> Sample:
         kinds = Counter(d["kind"] for d in dropped)
         raise BadInput(ann_name, f"no mask left ({len(annotations)} annotations; left out: "
                                  + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")", item.key)
-    instances = np.empty((len(chosen), h, w), bool)  # filled in place: K full masks are large
-    meta = []
-    for k, i in enumerate(chosen):
-        ann, rle = kept[i]
-        instances[k] = mask_utils.decode(rle)
+    instances, meta = [], []
+    for i in chosen:
+        ann, runs = kept[i]
+        instances.append(runs_mask(runs, h, w))
         meta.append({"source_id": ann.get("id"), "predicted_iou": ann.get("predicted_iou"),
                      "stability_score": ann.get("stability_score")})
     sample = make_sample(item, image, instances, meta, np.zeros((h, w), bool), [_base(ann_name)],

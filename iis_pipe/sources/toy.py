@@ -45,7 +45,7 @@ def scan(root: Path | str | None = None, *, split: str = "train", count: int = 4
 
 
 def load(item: SourceItem) -> Sample:
-    """Draw the image and its instances ``(K, H, W)`` (K in 1..4, disjoint, non-empty)."""
+    """Draw the image and its instances (K in 1..4, disjoint, non-empty)."""
     x = item.extra
     h, w = x["height"], x["width"]
     rng = np.random.default_rng([x["seed"], x["index"]])

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from iis_pipe.geometry.box import BoxMask, unbox
+
 
 @dataclass(frozen=True)
 class SourceItem:
@@ -31,7 +33,10 @@ class Sample:
     - ``image_bytes``: the file's bytes, passed through untouched when ``image_ext == "jpg"``;
       other formats are re-encoded once, losslessly, to PNG (``image_ext == "png"``).
     - ``size``: ``(H, W)`` of the decoded image.
-    - ``instances``: ``(K, H, W) bool``; instances may overlap (COCO, LVIS).
+    - ``instance_masks``: K ``BoxMask``s, each instance's pixels over its box (C-contiguous
+      ``bool``; ``EMPTY_MASK`` for an instance without pixels); instances may overlap (COCO,
+      LVIS). Readers decode each mask into its box only: a dense image's 100 objects are not
+      100 full-size masks. ``instances`` gives them full size.
     - ``instance_meta``: K dicts (e.g. ``{"category": "person", "source_id": 3}``).
     - ``ignore``: ``(H, W) bool``, pixels excluded from training targets and metrics.
     - ``meta``: source, split and the original file paths.
@@ -43,8 +48,14 @@ class Sample:
     image_bytes: bytes
     image_ext: str
     size: tuple[int, int]
-    instances: np.ndarray
+    instance_masks: list[BoxMask]
     instance_meta: list[dict[str, Any]]
     ignore: np.ndarray
     meta: dict[str, Any]
     mask_encoding: str = ""
+
+    @property
+    def instances(self) -> np.ndarray:
+        """``(K, H, W) bool``: the instances full size, built at each call (checks and small
+        sets; the pipelines take ``instance_masks``)."""
+        return unbox(self.instance_masks, self.size)

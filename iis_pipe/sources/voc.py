@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from iis_pipe.errors import BadInput
+from iis_pipe.geometry.box import BoxMask
 from iis_pipe.sources._common import (has_dirs, make_sample, read_image, read_list, present_values,
                                       require_dir, scan_pairs, split_ids)
 from iis_pipe.sources.masks import read_values
@@ -83,11 +84,12 @@ def load(item: SourceItem) -> Sample:
     return make_sample(item, image, instances, meta, ignore, mask_files, mask_encoding=f"{container} ids")
 
 
-def class_meta(item: SourceItem, class_file: str, classes: np.ndarray, instance: np.ndarray,
+def class_meta(item: SourceItem, class_file: str, classes: np.ndarray, instance: BoxMask,
                source_id: int) -> dict:
-    """Majority VOC class of one instance ``(H, W) bool`` in a class map ``(H, W)``; void and
-    background pixels do not vote."""
-    votes = np.bincount(classes[instance], minlength=len(VOC_CLASSES))[1:len(VOC_CLASSES)]
+    """Majority VOC class of one instance in a class map ``(H, W)``; void and background pixels
+    do not vote."""
+    votes = np.bincount(classes[instance.box.slices][instance.mask],
+                        minlength=len(VOC_CLASSES))[1:len(VOC_CLASSES)]
     if not votes.any():
         raise BadInput(class_file, f"object {source_id} has no class in the class map", item.key)
     class_id = int(votes.argmax()) + 1

@@ -204,9 +204,12 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     image_bytes = members[image_ext] if image_ext == schema.JPG else None
     reduce = _reduction(shape, scaled, cfg.reduced_decode and image_bytes is not None)
     timer.lap("masks")
+    union = schema.union_layer(meta)
+    # with a union layer only it and the targets' layers are read (warp_labels)
+    read = None if union < 0 else [*table.layer[chosen].tolist(), union]
     p, masks, target_mask, other = _fit_crop(
-        lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1), table, chosen,
-        shape, scaled, flip, cfg, reduce, meta["layers"], schema.union_layer(meta), rng)
+        lambda y0, y1: schema.decode_layer_runs(members, meta, y0, y1, read), table, chosen,
+        shape, scaled, flip, cfg, reduce, meta["layers"], union, rng)
     timer.lap("fit")
 
     if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
