@@ -11,7 +11,7 @@ import errno
 
 import click
 
-from iis_pipe.cli import app, bench, data, evaluate, profile, train
+from iis_pipe.cli import app, bench, data, evaluate, profile, table, train
 from iis_pipe import __version__
 from iis_pipe.errors import IISError
 
@@ -47,6 +47,6 @@ def main() -> None:
 
 
 for command in (data.prepare, data.inspect, data.verify, data.show, data.demo,
-                evaluate.evaluate, evaluate.plot, train.train, bench.bench, profile.profile,
-                app.app):
+                evaluate.evaluate, evaluate.plot, table.table, train.train, bench.bench,
+                profile.profile, app.app):
     main.add_command(command)

@@ -1,11 +1,22 @@
 """``evaluate``: the standard click protocol over prepared shards or dataset folders.
 
 Per object (a region of a record, or the union of a record's regions): no clicks and an all-zero
-previous output to start; then for k = 1..max_clicks the ``standard`` robot clicks on the
-errors of the current mask, the predictor gets the image, all clicks and its previous output
+previous output to start; then for k = 1..max_clicks the robot (``standard`` unless
+``Protocol.robot`` names another of ``clicking.ROBOTS``; random ones draw from a generator seeded
+by the protocol's seed, the dataset, the key and the object) clicks on the errors of the current
+mask, the predictor gets the image, all clicks and its previous output
 (probabilities), and IoU(gt, probs > threshold) is taken with ignore pixels excluded (RITM's
 ``evaluate_sample`` with ``pred_thr=0.49``). Every object runs all max_clicks clicks, for the
-mIoU curve; NoC/NoF follow ``iis_pipe.metrics.noc``.
+mIoU curve; NoC/NoF follow ``iis_pipe.metrics.noc``. A robot that finds no error pixel left
+ends the session's clicks; the last IoU stands for the remaining ones.
+
+Beside the iterative protocol, ``Protocol.at_once`` (e.g. ``(1, 3, 5)``) adds SAM's "k points at
+once" (``run_at_once``): one prediction from k positive points given together, from an empty
+previous output: the standard first click (the object pixel farthest from its boundary) and
+k - 1 pixels drawn uniformly from the object (ignore pixels excluded), seeded as above.
+
+``wrappers`` (``iis_pipe.predictors.wrappers``: zoom-in, fixed crop, flip) wrap the predictor in
+every worker; their full options go into ``summary.json``.
 
 With ``clicks`` (a click file, ``iis_pipe.clicking.clickfile``) the objects it names get its
 clicks instead of the robot's, the rest is the same; an object given fewer than max_clicks
@@ -14,7 +25,8 @@ not name are not evaluated.
 
 Outputs in ``out``: ``samples.parquet`` (one row per object: dataset, key, object index, image
 file, area, the K IoUs, NoC@85/90/95, the clicks as JSON ``[[y, x, positive], ...]``, seconds,
-and ``error``, the reason, on a failed input or object, whose IoUs are null), ``summary.json``
+the at-once IoUs (one per ``Protocol.at_once`` k, null without), and ``error``, the reason, on
+a failed input or object, whose IoUs are null), ``summary.json``
 (per dataset metrics, failures, wall seconds; protocol, predictor) and ``miou.png`` (mIoU per
 click of this run's datasets and of the ``plot_with`` runs).
 """
@@ -24,6 +36,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -34,7 +47,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from iis_pipe import outdir, sources
-from iis_pipe.clicking import Click, standard
+from iis_pipe.clicking import ROBOTS, Click, standard
 from iis_pipe.clicking.clickfile import ObjectClicks, read_clicks
 from iis_pipe.errors import BadInput
 from iis_pipe.geometry.box import unbox
@@ -42,6 +55,7 @@ from iis_pipe.images import decode_image
 from iis_pipe.metrics import THRESHOLDS, iou, noc, summarize
 from iis_pipe.metrics.plots import plot_miou
 from iis_pipe.predictors import Predictor, make_predictor
+from iis_pipe.predictors.wrappers import resolve as resolve_wrappers, wrap
 from iis_pipe.records import schema
 from iis_pipe.regions.candidates import region_candidates
 from iis_pipe.shards import index as idx
@@ -56,35 +70,53 @@ _NOC = [f"noc{round(100 * t)}" for t in THRESHOLDS]
 SAMPLES_SCHEMA = pa.schema([
     ("dataset", pa.string()), ("key", pa.string()), ("object", pa.int32()), ("file", pa.string()),
     ("area", pa.int64()), ("ious", pa.list_(pa.float64())), *[(c, pa.int32()) for c in _NOC],
-    ("clicks", pa.string()), ("seconds", pa.float64()), ("error", pa.string()),
+    ("clicks", pa.string()), ("seconds", pa.float64()), ("at_once", pa.list_(pa.float64())),
+    ("error", pa.string()),
 ])
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """The click protocol: ``max_clicks`` per object, mask = ``probs > threshold``."""
+    """The click protocol: ``max_clicks`` per object from ``robot``, mask = ``probs >
+    threshold``; ``at_once``: the k of the k-points-at-once protocol run beside it."""
 
     max_clicks: int = 20
     threshold: float = 0.49
     objects: str = "regions"  # "regions": each region; "union": all regions of a record as one
+    robot: str = "standard"   # a name in iis_pipe.clicking.ROBOTS
+    seed: int = 0             # random robots and the at-once points
+    at_once: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.objects not in OBJECTS:
             raise ValueError(f"objects must be one of {OBJECTS}, got {self.objects!r}")
         if self.max_clicks < 1:
             raise ValueError(f"max_clicks must be >= 1, got {self.max_clicks}")
+        if self.robot not in ROBOTS:
+            raise ValueError(f"robot must be one of {', '.join(ROBOTS)}, got {self.robot!r}")
+        object.__setattr__(self, "at_once", tuple(int(k) for k in self.at_once))
+        if any(k < 1 for k in self.at_once):
+            raise ValueError(f"at_once counts must be >= 1, got {self.at_once}")
+
+
+def object_rng(protocol: Protocol, dataset: str, key: str, obj: int) -> np.random.Generator:
+    """The generator of one object's random clicks: the same in any worker and any order."""
+    return np.random.default_rng([protocol.seed, zlib.crc32(f"{dataset}/{key}".encode()), obj])
 
 
 def run_object(predictor: Predictor, image: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None,
-               protocol: Protocol = Protocol(), given: Sequence[Click] | None = None
-               ) -> tuple[np.ndarray, list[Click], float]:
-    """One object's session: ``(ious (K,) float64, the K clicks, seconds)``; ``image (H, W, 3)
-    uint8``, ``gt`` and ``ignore`` ``(H, W) bool``. ``seconds`` covers the whole of every click
+               protocol: Protocol = Protocol(), given: Sequence[Click] | None = None,
+               rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[Click], float]:
+    """One object's session: ``(ious (K,) float64, the clicks (K, fewer when a robot finds no
+    error left or fewer are given), seconds)``; ``image (H, W, 3) uint8``, ``gt`` and ``ignore``
+    ``(H, W) bool``; ``rng`` for a random robot. ``seconds`` covers the whole of every click
     (robot, predictor, IoU). IoUs stay float64 so that an exact 0.9 meets the 0.9 threshold.
 
     ``given``: these clicks (at most K) instead of the robot's; the IoU after the last one is
     repeated up to K (``ValueError`` for a click outside the image)."""
     h, w = gt.shape
+    robot = ROBOTS[protocol.robot]
+    rng = np.random.default_rng(protocol.seed) if rng is None else rng
     if given is not None:
         if not 0 < len(given) <= protocol.max_clicks:
             raise ValueError(f"{len(given)} clicks given, expected 1 to {protocol.max_clicks}")
@@ -98,7 +130,11 @@ def run_object(predictor: Predictor, image: np.ndarray, gt: np.ndarray, ignore: 
     t0 = time.perf_counter()
     steps = protocol.max_clicks if given is None else len(given)
     for k in range(steps):
-        clicks.append(standard(gt, pred, ignore, clicks) if given is None else given[k])
+        click = robot(gt, pred, ignore, clicks, rng) if given is None else given[k]
+        if click is None:  # nothing left to correct: the mask stands
+            ious[k:] = ious[k - 1] if k else iou(gt, pred, ignore)
+            break
+        clicks.append(click)
         probs = np.asarray(predictor(image, clicks, probs), np.float32)
         if probs.shape != (h, w):
             raise ValueError(f"predictor returned {probs.shape}, expected {(h, w)}")
@@ -106,6 +142,24 @@ def run_object(predictor: Predictor, image: np.ndarray, gt: np.ndarray, ignore: 
         ious[k] = iou(gt, pred, ignore)
     ious[steps:] = ious[steps - 1]
     return ious, clicks, time.perf_counter() - t0
+
+
+def run_at_once(predictor: Predictor, image: np.ndarray, gt: np.ndarray,
+                ignore: np.ndarray | None, ks: Sequence[int], rng: np.random.Generator,
+                threshold: float = 0.49) -> list[float]:
+    """IoU of one prediction from k points at once, for each k of ``ks`` (see the module doc):
+    the standard first click, then k - 1 object pixels drawn uniformly (positive clicks)."""
+    h, w = gt.shape
+    first = standard(gt, np.zeros((h, w), bool), ignore, [])
+    inside = gt if ignore is None else gt & ~ignore
+    ys, xs = np.nonzero(inside)
+    extra = rng.integers(0, len(ys), max(ks) - 1) if len(ys) and max(ks) > 1 else []
+    points = [first] + [Click(int(ys[i]), int(xs[i]), True) for i in extra]
+    out = []
+    for k in ks:
+        probs = np.asarray(predictor(image, points[:k], np.zeros((h, w), np.float32)))
+        out.append(iou(gt, probs > threshold, ignore))
+    return out
 
 
 # --- inputs: each image becomes a picklable job, loaded in the worker -----------------------
@@ -218,12 +272,14 @@ def _load(job: _Job) -> tuple[str, str, np.ndarray, np.ndarray, np.ndarray]:
 _PREDICTORS: dict[Any, Predictor] = {}  # per process: build a predictor once, use it for every job
 
 
-def _predictor(spec, options: dict[str, Any], single_thread: bool) -> Predictor:
+def _predictor(spec, options: dict[str, Any], single_thread: bool,
+               wrappers: Sequence[tuple[str, dict[str, Any]]] = ()) -> Predictor:
     if callable(spec):
-        return spec
-    key = (spec, json.dumps(options, sort_keys=True), single_thread)
+        return wrap(spec, wrappers)
+    key = (spec, json.dumps(options, sort_keys=True), single_thread,
+           json.dumps(list(wrappers), sort_keys=True))
     if key not in _PREDICTORS:
-        _PREDICTORS[key] = make_predictor(spec, **options)
+        _PREDICTORS[key] = wrap(make_predictor(spec, **options), wrappers)
         # One worker per core: library thread pools would only contend. Safe because pool
         # workers are spawned (a forked child can deadlock on the parent's OpenCV pool here).
         if single_thread:
@@ -236,12 +292,13 @@ def _predictor(spec, options: dict[str, Any], single_thread: bool) -> Predictor:
 
 
 def _row(dataset: str, key: str, obj: int, file: str, area: int = 0, ious=None, clicks=None,
-         seconds: float = 0.0, error: str | None = None) -> dict[str, Any]:
+         seconds: float = 0.0, error: str | None = None, at_once=None) -> dict[str, Any]:
     row = {"dataset": dataset, "key": key, "object": obj, "file": file, "area": area,
            "ious": None if ious is None else [float(v) for v in ious],
            "clicks": None if clicks is None else json.dumps([[c.y, c.x, int(c.positive)]
                                                               for c in clicks]),
-           "seconds": seconds, "error": error}
+           "seconds": seconds, "at_once": None if at_once is None else [float(v) for v in at_once],
+           "error": error}
     for col, t in zip(_NOC, THRESHOLDS):
         row[col] = None if ious is None else int(noc(ious[None], t)[0])
     return row
@@ -249,7 +306,7 @@ def _row(dataset: str, key: str, obj: int, file: str, area: int = 0, ious=None, 
 
 def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
     """Rows of one image's objects; any failure becomes a row with file and reason."""
-    job, spec, options, protocol, single_thread, given = task
+    job, spec, options, protocol, single_thread, given, wrappers = task
     try:
         key, file, image, regions, ignore = _load(job)
     except BadInput as e:
@@ -258,19 +315,23 @@ def _evaluate_job(task: tuple) -> list[dict[str, Any]]:
         return _job_failure(job, e)
     union = protocol.objects == "union" and len(regions)
     objects = regions.any(0, keepdims=True) if union else regions
-    predictor = _predictor(spec, options, single_thread)
+    predictor = _predictor(spec, options, single_thread, wrappers)
     rows = []
     for i, gt in enumerate(objects):
         if given is not None and i not in given:
             continue
+        rng = object_rng(protocol, job.dataset, key, i)
         try:
             ious, clicks, secs = run_object(predictor, image, gt, ignore, protocol,
-                                            None if given is None else given[i])
+                                            None if given is None else given[i], rng)
+            at_once = (run_at_once(predictor, image, gt, ignore, protocol.at_once, rng,
+                                   protocol.threshold) if protocol.at_once else None)
         except Exception as e:  # recorded and counted, never dropped
             rows.append(_row(job.dataset, key, i, file, int(gt.sum()),
                              error=f"{type(e).__name__}: {e}"))
             continue
-        rows.append(_row(job.dataset, key, i, file, int(gt.sum()), ious, clicks, secs))
+        rows.append(_row(job.dataset, key, i, file, int(gt.sum()), ious, clicks, secs,
+                         at_once=at_once))
     for i in sorted(set(given or ()) - set(range(len(objects)))):
         rows.append(_row(job.dataset, key, i, file,
                          error=f"clicks given for object {i}; the record has {len(objects)}"))
@@ -319,17 +380,21 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
              protocol: Protocol = Protocol(), limit: int | None = None,
              workers: int | None = None, name: str | None = None,
              plot_with: Sequence[str | Path] = (), progress: bool = True,
-             clicks: str | Path | None = None) -> EvalResult:
+             clicks: str | Path | None = None,
+             wrappers: Sequence[tuple[str, dict[str, Any]]] = ()) -> EvalResult:
     """Evaluate ``predictor`` (a spec for ``make_predictor``, or a picklable predictor) on each
     source and write the outputs into ``out``; see the module docstring.
 
     ``clicks``: a click file whose clicks replace the robot's (``read_clicks``).
+    ``wrappers``: ``(name, options)`` of ``iis_pipe.predictors.wrappers`` (first innermost).
     ``format``/``source_options`` apply to dataset folders (e.g. ``merge_instances=True`` for
     DAVIS); ``limit``: the first N images of each source. Raises ``ValueError``,
     ``FileNotFoundError`` or ``TypeError`` with a message for unusable arguments, before any work.
     """
     options = dict(predictor_options or {})
-    _predictor(predictor, options, False)  # fail now, with the reason, not once per worker
+    wrappers = [(n, dict(o)) for n, o in wrappers]
+    recorded = resolve_wrappers(wrappers)
+    _predictor(predictor, options, False, wrappers)  # fail now, not once per worker
     if not sources_:
         raise ValueError("no source to evaluate")
     names = _unique([dataset_name(s) for s in sources_])
@@ -350,7 +415,7 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
                 t0 = time.perf_counter()
                 rows = []
                 tasks = ((j, predictor, options, protocol, workers > 1,
-                          None if given is None else given[dataset].get(_job_key(j)))
+                          None if given is None else given[dataset].get(_job_key(j)), wrappers)
                          for j in jobs)
                 with tqdm(total=total, disable=not progress, unit="img",
                           desc=f"evaluate {dataset}") as bar:
@@ -367,12 +432,12 @@ def evaluate(sources_: Sequence[str | Path], out: str | Path, *,
                                   **dataset_summary(rows, protocol.max_clicks),
                                   "seconds": time.perf_counter() - t0})
                 all_rows.extend(rows)
-        label = name or _label(predictor)
+        label = name or run_name(predictor)
         summary = {"name": label,
                    "predictor": predictor if isinstance(predictor, str) else repr(predictor),
-                   "predictor_options": options, "protocol": {**asdict(protocol),
-                                                        "robot": "standard" if clicks is None
-                                                        else f"clicks {clicks}"},
+                   "predictor_options": options, "wrappers": recorded,
+                   "protocol": {**asdict(protocol), "robot": protocol.robot if clicks is None
+                                else f"clicks {clicks}"},
                    "format": format, "source_options": dict(source_options or {}), "limit": limit,
                    "workers": workers, "datasets": summaries}
         out.mkdir(parents=True, exist_ok=True)
@@ -406,10 +471,13 @@ def _given_clicks(objects: Sequence[ObjectClicks], datasets: Sequence[str], prot
     return given
 
 
-def _label(predictor) -> str:
-    """A run's default name: the spec's file stem ("grabcut", "ckpt"), or the callable's name."""
+def run_name(predictor) -> str:
+    """A run's default name: "grabcut"; a checkpoint's folder and stem, so that every run's
+    ``last.pt`` is told apart ("runs/hrnet18s/last.pt" -> "hrnet18s/last", "ckpt.pt" -> "ckpt");
+    or the callable's name."""
     if isinstance(predictor, str):
-        return Path(predictor).stem
+        p = Path(predictor)
+        return f"{p.parent.name}/{p.stem}" if p.suffix and p.parent.name else p.stem
     return getattr(predictor, "__name__", type(predictor).__name__)
 
 
@@ -434,9 +502,25 @@ def read_summary(run: str | Path) -> dict[str, Any]:
 def plot_runs(summaries: Sequence[dict[str, Any]], out: str | Path) -> Path:
     """One PNG with the mIoU curve of every dataset of every run summary (ValueError when no
     dataset has an evaluated object)."""
-    curves = [(f"{s['name']} / {d['dataset']}", d["mIoU"]) for s in summaries
+    curves = [(f"{run_label(s)} / {d['dataset']}", d["mIoU"]) for s in summaries
               for d in s["datasets"] if d["samples"]]
-    return plot_miou(curves, out, title="mIoU per click (standard robot)")
+    robots = sorted({s["protocol"].get("robot", "standard") for s in summaries})
+    return plot_miou(curves, out, title=f"mIoU per click ({', '.join(robots)} robot)")
+
+
+def run_label(summary: dict[str, Any]) -> str:
+    """A run's name in tables and plots, with its robot (when not the standard one) and its
+    predictor wrappers: ``grabcut +zoom_in(400) [uniform robot, seed 0]``."""
+    label = summary["name"]
+    for w in summary.get("wrappers", []):
+        size = w.get("target_size")
+        if isinstance(size, (list, tuple)):
+            size = "x".join(map(str, size))
+        label += f" +{w['name']}" + ("" if size is None else f"({size})")
+    robot = summary["protocol"].get("robot", "standard")
+    if robot != "standard":
+        label += f" [{robot} robot, seed {summary['protocol'].get('seed', 0)}]"
+    return label
 
 
 def format_table(summaries: Sequence[dict[str, Any]]) -> str:
@@ -451,7 +535,24 @@ def format_table(summaries: Sequence[dict[str, Any]]) -> str:
             m = d["mIoU"]
             at = [f"{m[k - 1]:.3f}" if len(m) >= k else "-" for k in (1, 5, len(m))]
             lines.append("| " + " | ".join([
-                s["name"], d["dataset"], *(f"{d[f'NoC@{t}']:.2f}" for t in (85, 90, 95)),
+                run_label(s), d["dataset"], *(f"{d[f'NoC@{t}']:.2f}" for t in (85, 90, 95)),
                 *(str(d[f"NoF@{t}"]) for t in (85, 90, 95)), *at, f"{d['s_per_click']:.3f}",
                 str(d["samples"]), str(d["failed"])]) + " |")
     return "\n".join(lines)
+
+
+def iter_objects(source: str | Path, *, limit: int | None = None, format: str | None = None,
+                 source_options: dict[str, Any] | None = None, objects: str = "regions"
+                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(key, image (H, W, 3) uint8, gt (H, W) bool, ignore (H, W) bool)`` of each object of
+    the first ``limit`` images of ``source``, as ``evaluate`` sees them; unusable inputs are
+    skipped (``evaluate`` reports them). For validation during training."""
+    jobs, _ = _jobs(source, dataset_name(source), format, dict(source_options or {}), limit)
+    for job in jobs:
+        try:
+            key, _, image, regions, ignore = _load(job)
+        except BadInput:
+            continue
+        parts = regions.any(0, keepdims=True) if objects == "union" and len(regions) else regions
+        for gt in parts:
+            yield key, image, gt, ignore

@@ -5,7 +5,15 @@ mode, predict, add one click per sample from the errors (``training.iterative``)
 prediction back as the previous mask; then one step with gradients. Adam with a lower learning
 rate for the backbone, bf16 autocast on GPU, DDP under ``torchrun`` (gloo on CPU), checkpoints
 every N steps that carry the model, the optimizer and the stream's position, and a JSON-lines
-log of loss and data-wait / compute / click time per step.
+log of loss, learning rate and data-wait / compute / click time per step.
+
+A learning-rate schedule (``training.schedules``: constant, RITM's MultiStepLR in epochs of
+``epoch_samples`` samples, cosine with linear warm-up) sets every group's rate before each step;
+its settings and step are in the checkpoint, so a resumed run continues on the same rates.
+With ``val`` sources, every ``val_every`` steps (and at the end) the standard click protocol
+runs on the first ``val_limit`` images of each (``pipelines.validate``); the log gets a
+``{"step", "val", "val_s"}`` line (validation time apart from the steps' times) and ``best.pt``
+holds the checkpoint with the best ``best_metric`` (mean over the sources).
 
 ``train`` composes ``setup``, ``resume_run``, ``click_round_step`` (one step: the part to edit
 for another training scheme) and ``checkpoint``.
@@ -32,15 +40,17 @@ from iis_pipe.atomic import atomic_path, atomic_write
 from iis_pipe.clicking.encode import encode_clicks, encode_clicks_torch
 from iis_pipe.errors import IISError
 from iis_pipe.plain import to_plain
+from iis_pipe.training import schedules
 from iis_pipe.training.iterative import add_error_clicks
 from iis_pipe.training.losses import masked_bce, normalized_focal_loss
 from iis_pipe.stream.loader import StreamLoader, stream_config
 from iis_pipe.stream.presets import PRESETS
 
 LAST = "last.pt"
+BEST = "best.pt"
 LOG = "log.jsonl"
 # What a run writes: --overwrite deletes these and refuses a folder holding anything else.
-OWNED = (LAST + "*", "ckpt-*.pt*", LOG + "*")
+OWNED = (LAST + "*", BEST + "*", "ckpt-*.pt*", LOG + "*")
 # Settings a resumed run may change: they decide neither the batches nor the updates. Any
 # other change is refused, naming it (a new lr would be recorded but not reach the optimizer,
 # other shards would continue from the old stream position).
@@ -77,6 +87,23 @@ class TrainConfig:
     workers: int = 2
     checkpoint_every: int = 500
     seed: int = 0
+    # learning-rate schedule (training.schedules); epochs are epoch_samples samples (default:
+    # the stream's samples_per_epoch), and epochs, when given, sets the run's length
+    schedule: str = "constant"           # "constant", "multistep" (RITM), "cosine"
+    epoch_samples: int | None = None     # RITM: 30000
+    epochs: float | None = None          # overrides steps: ceil(epochs * steps per epoch)
+    milestones: tuple = (200, 220)       # multistep, in epochs (RITM: of 230)
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    min_lr_factor: float = 0.0           # cosine's floor, a fraction of the base rates
+    # validation (pipelines.validate): sources, images of each, period, best.pt's metric
+    val: tuple = ()
+    val_limit: int | None = 20
+    val_every: int = 0                   # steps; 0: at the end only (or val_every_epochs)
+    val_every_epochs: float | None = None
+    val_max_clicks: int = 20
+    val_max_size: int = 480
+    best_metric: str = "NoC@90"
 
 
 def _autocast(amp: str | bool, device: torch.device) -> bool:
@@ -93,6 +120,8 @@ def _stream(cfg: TrainConfig):
         raise ValueError(f"recipe must be one of {sorted(PRESETS)}, not {cfg.recipe!r}")
     knobs = {**PRESETS[cfg.recipe], "seed": cfg.seed, "image_dtype": "uint8", **cfg.stream}
     knobs.setdefault("resampled", True)  # DDP needs equal batch counts per rank
+    if cfg.epoch_samples is not None:  # the stream's epoch is the schedule's
+        knobs["samples_per_epoch"] = cfg.epoch_samples
     knobs.setdefault("samples_per_epoch", 100 * knobs.get("batch_size", 8))
     return stream_config(cfg.shards, **knobs)
 
@@ -130,6 +159,8 @@ class Run(NamedTuple):
     rank: int
     distributed: bool
     out: Path
+    schedule: schedules.Schedule
+    base_lrs: list[float]        # each optimizer group's rate before the schedule's factor
 
 
 def setup(cfg: TrainConfig) -> Run:
@@ -150,8 +181,27 @@ def setup(cfg: TrainConfig) -> Run:
     model = models.create(cfg.model, checkpoint=cfg.init_checkpoint, **cfg.model_kwargs)
     model.to(device)
     optimizer = _optimizer(model, cfg)
-    loader = StreamLoader(_stream(cfg), num_workers=cfg.workers)
-    return Run(model, optimizer, loader, device, rank, distributed, out)
+    stream = _stream(cfg)
+    loader = StreamLoader(stream, num_workers=cfg.workers)
+    world = dist.get_world_size() if distributed else 1
+    return Run(model, optimizer, loader, device, rank, distributed, out,
+               make_schedule(cfg, stream.batch_size * world, stream.samples_per_epoch),
+               [g["lr"] for g in optimizer.param_groups])
+
+
+def make_schedule(cfg: TrainConfig, global_batch: int, stream_epoch: int
+                  ) -> schedules.Schedule:
+    """The run's schedule: epochs of ``epoch_samples`` (else the stream's epoch) samples at
+    ``global_batch`` samples per step; ``epochs`` (when set) gives the run's length."""
+    per_epoch = schedules.steps_per_epoch(cfg.epoch_samples or stream_epoch, global_batch)
+    return schedules.Schedule(cfg.schedule, total_steps(cfg, per_epoch), per_epoch,
+                              tuple(cfg.milestones), cfg.gamma, cfg.warmup_steps,
+                              cfg.min_lr_factor)
+
+
+def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
+    """The run's length in steps: ``ceil(epochs * per_epoch)`` when ``epochs`` is set."""
+    return cfg.steps if cfg.epochs is None else max(1, int(np.ceil(cfg.epochs * per_epoch)))
 
 
 def resume_checkpoint(cfg: TrainConfig) -> dict[str, Any]:
@@ -162,8 +212,11 @@ def resume_checkpoint(cfg: TrainConfig) -> dict[str, Any]:
         raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
     ckpt = models.read_checkpoint(ckpt_path)
     before, now = ckpt.get("train", {}), to_plain(dataclasses.asdict(cfg))
-    changed = sorted(k for k in set(before) | set(now)
-                     if k not in RESUME_MAY_CHANGE and before.get(k) != now.get(k))
+    # a setting newer than the checkpoint had its default there
+    defaults = to_plain({f.name: f.default for f in dataclasses.fields(TrainConfig)
+                         if f.default is not dataclasses.MISSING})
+    changed = sorted(k for k in set(before) | set(now) if k not in RESUME_MAY_CHANGE
+                     and before.get(k, defaults.get(k)) != now.get(k))
     if changed:
         shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
         raise TrainError(f"{ckpt_path}: --resume with other settings than the run ({shown}); "
@@ -200,6 +253,7 @@ def resume_run(run: Run, ckpt: dict[str, Any] | None = None) -> int:
     run.model.load_state_dict(ckpt["state_dict"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.loader.load_state_dict(ckpt["stream"])
+    schedules.check_state(run.schedule, ckpt.get("schedule"), str(run.out / LAST))
     return int(ckpt["step"])
 
 
@@ -262,14 +316,35 @@ def click_round_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return Step(loss, rounds, click_s)
 
 
-def checkpoint(run: Run, cfg: TrainConfig, step: int) -> None:
-    """``last.pt`` at every checkpoint, ``ckpt-NNNNNNN.pt`` every ``checkpoint_every`` steps:
-    the model, its optimizer, the stream's position and the training config."""
+def checkpoint(run: Run, cfg: TrainConfig, step: int, best: dict | None = None,
+               is_best: bool = False) -> None:
+    """``last.pt`` at every checkpoint, ``ckpt-NNNNNNN.pt`` every ``checkpoint_every`` steps,
+    ``best.pt`` when ``is_best``: the model, its optimizer, the stream's position, the
+    schedule's state, the best validation so far and the training config."""
     extra = dict(step=step, optimizer=run.optimizer.state_dict(),
-                 stream=run.loader.state_dict(), train=to_plain(dataclasses.asdict(cfg)))
+                 stream=run.loader.state_dict(), train=to_plain(dataclasses.asdict(cfg)),
+                 schedule=schedules.state(run.schedule, step), best=best)
     _atomic_save(run.model, run.out / LAST, **extra)
     if step % cfg.checkpoint_every == 0:
         _atomic_save(run.model, run.out / f"ckpt-{step:07d}.pt", **extra)
+    if is_best:
+        _atomic_save(run.model, run.out / BEST, **extra)
+
+
+def validation_step(run: Run, cfg: TrainConfig, sets, step: int, best: dict | None
+                    ) -> tuple[dict, dict | None, bool, float]:
+    """Validate at ``step``: ``(metrics, best so far, whether this is the new best, seconds)``."""
+    from iis_pipe.pipelines.validate import better, validate
+
+    t0 = time.perf_counter()
+    metrics = validate(run.model, sets, max_clicks=cfg.val_max_clicks,
+                       max_size=cfg.val_max_size, device=run.device,
+                       maps={"mode": cfg.maps_mode, "radius": cfg.maps_radius})
+    value = metrics["mean"][cfg.best_metric]
+    new = better(cfg.best_metric, value, None if best is None else best["value"])
+    if new:
+        best = {"metric": cfg.best_metric, "value": value, "step": step}
+    return metrics, best, new, time.perf_counter() - t0
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
@@ -295,17 +370,28 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
 
 
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+    if cfg.val:
+        from iis_pipe.pipelines.validate import check_metric, load_sets
+
+        check_metric(cfg.best_metric)
+        val_sets = load_sets(cfg.val, cfg.val_limit)  # before any step: a bad source fails now
     run = setup(cfg)
     step = resume_run(run, ckpt) if ckpt is not None else 0
+    best = ckpt.get("best") if ckpt is not None else None
+    end = run.schedule.total_steps
+    period = cfg.val_every or (max(1, round(cfg.val_every_epochs * run.schedule.steps_per_epoch))
+                               if cfg.val_every_epochs else 0)
+    validations: list[dict] = []
     net = torch.nn.parallel.DistributedDataParallel(run.model) if run.distributed else run.model
     amp = _autocast(cfg.amp, run.device)
     log = open(run.out / LOG, "a") if run.rank == 0 else None
     losses: list[float] = []
-    totals = {"data": 0.0, "compute": 0.0, "clicks": 0.0}
+    totals = {"data": 0.0, "compute": 0.0, "clicks": 0.0, "val": 0.0}
+    samples = 0
     batches = iter(run.loader)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or run.rank != 0, unit="step")
+    bar = tqdm(total=end, initial=step, disable=not progress or run.rank != 0, unit="step")
     try:
-        while step < cfg.steps:
+        while step < end:
             t0 = time.perf_counter()
             try:
                 batch = next(batches)
@@ -315,6 +401,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, progress: bool) -> dic
             if not batch["keys"]:  # every record of this batch failed (counted in errors)
                 continue
             t1 = time.perf_counter()
+            lr = schedules.apply(run.optimizer, run.base_lrs, run.schedule, step) * cfg.lr
             rng = np.random.default_rng([cfg.seed, step, run.rank])
             res = click_round_step(net, run.optimizer, batch, cfg, run.device, amp, rng)
             t2 = time.perf_counter()
@@ -323,26 +410,41 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, progress: bool) -> dic
             totals["data"] += t1 - t0
             totals["compute"] += t2 - t1
             totals["clicks"] += res.click_seconds
+            samples += len(batch["keys"])
             if log is not None:
-                log.write(json.dumps({"step": step, "loss": losses[-1], "rounds": res.rounds,
+                log.write(json.dumps({"step": step, "loss": losses[-1], "lr": lr,
+                                      "rounds": res.rounds,
                                       "data_s": t1 - t0, "compute_s": t2 - t1,
                                       "clicks_s": res.click_seconds,
                                       "samples": len(batch["keys"]),
                                       "stream_errors": len(run.loader.errors)}) + "\n")
                 log.flush()
             bar.update()
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if run.rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                checkpoint(run, cfg, step)
+            busy = totals["data"] + totals["compute"]
+            bar.set_postfix_str(f"loss {losses[-1]:.4f} lr {lr:.2e} "
+                                f"{samples / busy:.1f} samples/s "
+                                f"data-wait {100 * totals['data'] / busy:.0f}%")
+            is_best = False
+            if run.rank == 0 and cfg.val and (step == end or (period and step % period == 0)):
+                metrics, best, is_best, val_s = validation_step(run, cfg, val_sets, step, best)
+                totals["val"] += val_s
+                validations.append({"step": step, "val": metrics, "val_s": val_s})
+                if log is not None:
+                    log.write(json.dumps(validations[-1]) + "\n")
+                    log.flush()
+            if run.rank == 0 and (step % cfg.checkpoint_every == 0 or step == end or is_best):
+                checkpoint(run, cfg, step, best, is_best)
     finally:
         bar.close()
         if log is not None:
             log.close()
         if run.distributed:
             dist.destroy_process_group()
-    wall = sum(totals.values()) - totals["clicks"]
+    wall = totals["data"] + totals["compute"]
     return {"steps": step, "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None, "losses": losses,
             "data_wait_fraction": totals["data"] / wall if wall else 0.0,
-            "click_seconds": totals["clicks"], "checkpoint": str(run.out / LAST)}
+            "samples_per_second": samples / wall if wall else 0.0,
+            "click_seconds": totals["clicks"], "validation_seconds": totals["val"],
+            "validations": validations, "best": best, "checkpoint": str(run.out / LAST)}
 

@@ -120,3 +120,14 @@ def test_any_executor_plugs_in(toy, tmp_path):
     a = pq.read_table(out / "index.parquet").to_pylist()
     b = pq.read_table(tmp_path / "ex" / "index.parquet").to_pylist()
     assert a == b
+
+
+def test_demo_says_how_many_records_it_evaluates(tmp_path):
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(main, ["demo", "-o", str(out), "-n", "3", "--evaluate", "2"])
+    assert r.exit_code == 0, r.output
+    assert "on the first 2 of 3 records" in r.output and "(2 of 3 records)" in r.output
+    evaluated = {row["key"] for row in pq.read_table(out / "eval" / "samples.parquet").to_pylist()}
+    index = pq.read_table(out / "shards" / "index.parquet").to_pylist()
+    keys = sorted({row["key"] for row in index})
+    assert len(keys) == 3 and evaluated == set(keys[:2])

@@ -196,10 +196,30 @@ def test_cli_messages_and_outputs(grabcut_dir, tmp_path):
         assert f"| {run} | set |" in res.output and "NoC@90" in res.output
     summary = json.loads((tmp_path / "r2" / "summary.json").read_text())
     assert summary["protocol"] == {"max_clicks": 3, "threshold": 0.49, "objects": "regions",
-                                   "robot": "standard"}
+                                   "robot": "standard", "seed": 0, "at_once": []}
+    assert summary["wrappers"] == []
     assert (tmp_path / "r2" / "miou.png").read_bytes()[:4] == b"\x89PNG"
     res = runner.invoke(main, ["plot", str(tmp_path / "r1"), str(tmp_path / "r2"),
                                "-o", str(tmp_path / "both.png")])
     assert res.exit_code == 0 and (tmp_path / "both.png").is_file(), res.output
     res = runner.invoke(main, ["plot", str(tmp_path / "set"), "-o", str(tmp_path / "n.png")])
     assert res.exit_code == 1 and "no summary.json" in res.output
+
+
+def test_runs_of_last_pt_checkpoints_are_told_apart(tmp_path):
+    """Every training run writes last.pt: the default run name adds the run's folder."""
+    from iis_pipe import models
+    from iis_pipe.pipelines.evaluate import format_table
+
+    names = []
+    for run in ("small", "big"):
+        ckpt = models.save(models.create("timm:test_convnext").eval(), tmp_path / run / "last.pt")
+        res = evaluate(["toy"], tmp_path / f"eval-{run}", predictor=str(ckpt),
+                       predictor_options={"max_size": 64}, source_options={"count": 1},
+                       protocol=Protocol(max_clicks=1), workers=1, progress=False)
+        names.append(res.summary["name"])
+        assert f"| {run}/last | toy |" in format_table([res.summary])
+    assert names == ["small/last", "big/last"]
+    grabcut = evaluate(["toy"], tmp_path / "eval-g", source_options={"count": 1},
+                       protocol=Protocol(max_clicks=1), workers=1, progress=False)
+    assert grabcut.summary["name"] == "grabcut"

@@ -61,7 +61,8 @@ def test_a_task_that_raises_becomes_its_own_result():
 @pytest.mark.parametrize("option,message", [
     ("size=-5", "option size=-5: must be an integer >= 8"),
     ("radius=-3", "option radius=-3: must be an integer >= 1"),
-    ("prior=abc", "option prior='abc': must be a number > 0 and <= 1"),
+    ("prior=abc", "option prior='abc': must be a number >= 0 and <= 1"),
+    ("prior=1.5", "option prior=1.5: must be a number >= 0 and <= 1"),
     ("iterations=1.5", "option iterations=1.5: must be an integer"),
 ])
 def test_predictor_options_are_checked_in_one_line(toy, tmp_path, option, message):
@@ -91,3 +92,10 @@ def test_every_object_failed_exits_non_zero(toy, tmp_path):
     r = _evaluate(d, tmp_path / "ev", "-w", "1")
     assert r.exit_code == 1 and "every object failed" in r.output, r.output
     assert "FAILED" in r.output
+
+
+def test_prior_zero_is_clicks_alone():
+    """-P prior=0 (the README's "clicks alone" rows) is a valid setting, not an error."""
+    from iis_pipe.predictors import make_predictor
+
+    assert make_predictor("grabcut", prior=0).prior == 0.0

@@ -9,11 +9,13 @@ previous mask, and ``(B,1,H,W)`` logits out; see ``inputs`` for the full contrac
     model = load("ckpt.pt")
 """
 
+from .backbones import BackboneWeightsError
 from .inputs import IMAGENET_MEAN, IMAGENET_STD
 from .registry import (MODELS, CheckpointError, available, create, load, read_checkpoint,
                        resolve, save)
 from .representer import IISRepresenter
 from .segmenter import IISSegmenter
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODELS", "CheckpointError", "IISRepresenter",
+__all__ = ["BackboneWeightsError", "IMAGENET_MEAN", "IMAGENET_STD", "MODELS", "CheckpointError",
+           "IISRepresenter",
            "IISSegmenter", "available", "create", "load", "read_checkpoint", "resolve", "save"]

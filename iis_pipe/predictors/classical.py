@@ -35,7 +35,7 @@ class GrabCut:
 
     OPTIONS: ClassVar[dict[str, Option]] = {
         "size": Option(int, 8, 8192), "iterations": Option(int, 1, 50),
-        "radius": Option(int, 1, 1000), "prior": Option(float, 0, 1, low_open=True)}
+        "radius": Option(int, 1, 1000), "prior": Option(float, 0, 1)}  # 0: clicks alone
 
     def __call__(self, image: np.ndarray, clicks: Sequence[Click], prev: np.ndarray) -> np.ndarray:
         big_h, big_w = image.shape[:2]
