@@ -32,6 +32,18 @@ def plot_miou(curves: Sequence[tuple[str, Sequence[float]]], out: str | Path,
         ax.set_xticks(range(1, kmax + 1, 1 if kmax <= 20 else 5))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return save_figure(fig, out)
+
+
+def save_figure(fig, out: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``out`` (folders made as needed) and close it; returns the
+    path. Every plot of the project ends here."""
+    import matplotlib.pyplot as plt
+
+    try:
         fig.tight_layout()
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from iis_pipe.metrics.plots import save_figure
+
 LOG_FILE = "log.jsonl"
 
 
@@ -82,10 +84,7 @@ def plot_training(runs: Sequence[tuple[str, str | Path]], out: str | Path) -> Pa
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
-        fig.tight_layout()
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
-    finally:
+    except BaseException:
         plt.close(fig)
-    return out
+        raise
+    return save_figure(fig, out)
