@@ -41,7 +41,15 @@ def nearest_map(n, m):
 def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, py, px, slots,
           masks, target, merged, other):
     rows = nearest_map(y1 - y0, h) + y0
-    cols = nearest_map(x1 - x0, w) + x0
+    cols = nearest_map(x1 - x0, w)
+    # at[c]: the first output column reading source column x0 + c or one right of it (the
+    # monotonic column map's searchsorted, once per column rather than twice per run)
+    at = np.empty(x1 - x0 + 1, np.int64)
+    i = 0
+    for c in range(x1 - x0 + 1):
+        while i < w and cols[i] < c:
+            i += 1
+        at[c] = i
     labelled = np.zeros(w, np.uint8)  # the row at hand
     visible = 0
     count = 0  # target pixels of the previous output row
@@ -67,9 +75,9 @@ def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, 
             for k in range(starts[layer * n_rows + r], starts[layer * n_rows + r + 1]):
                 b = np.int64(runs[k, 0])
                 label = np.int64(runs[k, 1])
-                if label != 0 and b > cols[0] and a <= cols[w - 1]:
-                    lo = np.searchsorted(cols, a)
-                    hi = np.searchsorted(cols, b)
+                if label != 0 and b > x0 + cols[0] and a <= x0 + cols[w - 1]:
+                    lo = at[min(max(a - x0, 0), x1 - x0)]
+                    hi = at[min(max(b - x0, 0), x1 - x0)]
                     if flip:
                         lo, hi = w - hi, w - lo
                     if marks:
