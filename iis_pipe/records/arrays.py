@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import io
+import itertools
 import math
 import re
 import threading
@@ -106,18 +107,22 @@ def decode_frames(data: bytes, lengths: list[int], parts: list[int]) -> list[np.
     by it with frame lengths ``lengths``, decompressing only their frames: each part's rows
     (read-only). Raises ValueError on corrupt data."""
     data = memoryview(data)
-    offsets = np.cumsum([0, *lengths]).tolist()
+    offsets = [0, *itertools.accumulate(lengths)]
     if offsets[-1] != len(data) or not all(0 <= i < len(lengths) - 1 for i in parts):
         raise ValueError(f"corrupt array member ({len(data)} bytes, frames {lengths}, "
                          f"parts {parts})")
-    dtype, shape = decode_bands_header(data, lengths)
-    row = math.prod(shape[1:]) * dtype.itemsize
     lz4_frames = bytes(data[:4]) == _LZ4_MAGIC
+    # a zstd frame of compress() states its size: one call each, no stream object
+    one = lz4.frame.decompress if lz4_frames else _zstd().decompress
+    try:
+        dtype, shape, _ = _npy_header(one(data[:offsets[1]]))
+    except _ERRORS as e:
+        raise ValueError(f"corrupt array member ({e})") from None
+    row = math.prod(shape[1:]) * dtype.itemsize
     out = []
     for i in parts:
-        frame = data[offsets[i + 1]:offsets[i + 2]]
-        try:  # a zstd frame of compress() states its size: one call, no stream object
-            raw = lz4.frame.decompress(frame) if lz4_frames else _zstd().decompress(frame)
+        try:
+            raw = one(data[offsets[i + 1]:offsets[i + 2]])
         except _ERRORS as e:
             raise ValueError(f"corrupt array member ({e})") from None
         if row == 0 or len(raw) % row:
