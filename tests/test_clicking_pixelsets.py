@@ -87,6 +87,10 @@ def test_constructors_match_numpy_on_davis(davis_dir, use_ignore):
             obox = mask_bbox(other)
             _check(name, ps.PixelSet.background(obox, u, (box[0], box[2]), within=other,
                                                 ignore=ignore), other & ~union & keep)
+        # a mask that overlaps the union: its pixels there are left out
+        within = regions[-1] | union
+        _check(name, ps.PixelSet.background(mask_bbox(within), u, (box[0], box[2]),
+                                            within=within, ignore=ignore), within & ~union & keep)
         _check(name, ps.PixelSet.empty(ignore), np.zeros(shape, bool))
         checked += 1
     assert checked

@@ -190,6 +190,14 @@ def _cumulative_counts(kind, box, dist, dist_origin, lo, hi, scale, mask, has_ma
             else:
                 for i in range(n):
                     c += _in_range(np.float32(drow[i]) * scale, lo, hi)
+        elif kind == MASKED and has_mask and not has_ign:  # counted in place, as above
+            mrow = mask[y, x0:x1]
+            for i in range(n):
+                c += np.int64(mrow[i])
+            if uy <= y < uy + u.shape[0]:
+                a, b = max(x0, ux), min(x1, ux + u.shape[1])
+                for i in range(max(b - a, 0)):
+                    c -= np.int64(mrow[a - x0 + i] & u[y - uy, a - ux + i])
         elif plain:  # the whole row less the union's pixels in it: no per-pixel flags
             c = n
             if uy <= y < uy + u.shape[0]:
