@@ -680,14 +680,11 @@ def test_expand_ratio_beyond_the_records_is_refused(toy_shards, tmp_path):
     assert loader.errors == []
 
 
-def test_dense_records_stream_the_same_reading_only_the_targets_layers(tmp_path, monkeypatch):
-    """Overlapping objects (several layers and the union): the stream decompresses only the
-    targets' layers and the union, and makes the batches it makes reading every layer."""
+def _dense_shards(tmp_path):
+    """Shards of 6 written images with 25 overlapping triangles each (several layers)."""
     import json
 
     import cv2
-
-    from iis_pipe.records import schema
 
     rng = np.random.default_rng(5)
     (tmp_path / "src" / "images").mkdir(parents=True)
@@ -706,7 +703,16 @@ def test_dense_records_stream_the_same_reading_only_the_targets_layers(tmp_path,
         {"images": entries, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}))
     out = tmp_path / "shards"
     prepare(tmp_path / "src", out, format="coco", workers=1, progress=False)
-    cfg = stream_config(out, batch_size=4, seed=3, crop_size=(64, 96), merge_prob=0.5)
+    return out
+
+
+def test_dense_records_stream_the_same_reading_only_the_targets_layers(tmp_path, monkeypatch):
+    """Overlapping objects (several layers and the union): the stream decompresses only the
+    targets' layers and the union, and makes the batches it makes reading every layer."""
+    from iis_pipe.records import schema
+
+    cfg = stream_config(_dense_shards(tmp_path), batch_size=4, seed=3, crop_size=(64, 96),
+                        merge_prob=0.5)
     asked = []
     decode = schema.decode_layer_runs
 
@@ -722,3 +728,39 @@ def test_dense_records_stream_the_same_reading_only_the_targets_layers(tmp_path,
                         decode(m, meta, y0, y1))
     for a, b in zip(some, _batches(StreamLoader(cfg), 3), strict=True):
         _same(a, b)
+
+
+def test_distance_member_read_only_where_the_targets_maps_are(tmp_path, monkeypatch):
+    """The loader reads a record's distance maps of its targets only (``LazyMember``), and
+    makes the batches that reading every member whole makes; a distance member cut short is
+    a bad record named with its member."""
+    from iis_pipe.records import schema
+    from iis_pipe.stream import loader, reader
+
+    shards = _dense_shards(tmp_path)
+    cfg = stream_config(shards, batch_size=4, seed=3, crop_size=(64, 96), merge_prob=0.5)
+    got, sizes = [], []
+    part = reader.LazyMember.__getitem__
+
+    def counting(self, s):
+        got.append(part(self, s))
+        sizes.append(self.size)
+        return got[-1]
+
+    monkeypatch.setattr(reader.LazyMember, "__getitem__", counting)
+    lazy = _batches(StreamLoader(cfg), 3)
+    # a span per target (a merge: two; none when the crop shows no target pixel)
+    assert 6 <= len(got) <= 24
+    assert sum(map(len, got)) < 0.25 * sum(sizes)
+    monkeypatch.setattr(loader, "PARTLY_READ", ())
+    for a, b in zip(lazy, _batches(StreamLoader(cfg), 3), strict=True):
+        _same(a, b)
+
+    ref = next(reader.scan_local(str(next(shards.glob(schema.shard_glob())))))
+    offset, size = ref.members[schema.DT]
+    cut = ref._replace(members={**ref.members, schema.DT: (offset, size + 10 ** 9)})
+    files = reader.OpenFiles()
+    member = reader.read_members(cut, files, [schema.DT])[schema.DT]
+    with pytest.raises(BadInput, match=f"member {schema.DT} is cut short"):
+        member[len(member) - 5:]
+    files.close()

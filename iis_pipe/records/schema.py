@@ -437,7 +437,7 @@ def decode_ignore_if_any(members: dict[str, bytes], meta: RecordMeta) -> np.ndar
 
 def dt_member(members: dict[str, bytes]) -> bytes:
     """The distance maps' member: ``dt.q2.zst``, or ``dt.npy.lz4`` / ``dt.npy.zst`` of
-    versions 3-4 / 1-2."""
+    versions 3-4 / 1-2 (bytes, or what slices to bytes: see ``stream.reader.LazyMember``)."""
     for name in (DT, DT_LZ4, DT_ZSTD):
         if name in members:
             return members[name]
@@ -451,7 +451,7 @@ def decode_dt_rows(members: dict[str, bytes], meta: RecordMeta, table: RegionTab
     first pixel in the image)``; rows off the window are not there (they read as ``clip``)."""
     wy, wx, h, w = (int(v) for v in table.window[i])
     offset, length = (int(v) for v in table.span[i])
-    data = memoryview(dt_member(members))[offset:offset + length]
+    data = dt_member(members)[offset:offset + length]  # a reader's LazyMember reads it only
     if meta["schema"] >= 5:
         rows, first = distances.decode_rows(data, (h, w), int(meta["dt"]["band_rows"]),
                                             y0 - wy, y1 - wy, zstd_frames)

@@ -29,8 +29,8 @@ from iis_pipe.stream.augment import AugmentConfig
 from iis_pipe.stream.collate import batch_buffers, collate, slots
 from iis_pipe.stream.order import Counted, epoch_sequence, sample_generators
 from iis_pipe.stream.reader import OpenFiles, RecordRef, read_members, scan
-from iis_pipe.stream.sample import (ExpandBeyondRecords, MapsConfig, SampleConfig, TargetConfig,
-                                    Timer, check_expand, make_sample)
+from iis_pipe.stream.sample import (PARTLY_READ, ExpandBeyondRecords, MapsConfig, SampleConfig,
+                                    TargetConfig, Timer, check_expand, make_sample)
 from iis_pipe.stream.urls import expand_urls
 
 
@@ -219,7 +219,7 @@ class ShardStream(IterableDataset):
             rng = generator(p)
             try:
                 t = Timer(self.times)
-                members = read_members(ref, files)
+                members = read_members(ref, files, PARTLY_READ)
                 t.lap("read")
                 samples.append(make_sample(members, cfg.sample, rng, self.times,
                                            out=outs[len(samples)] if outs else None))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tarfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import BinaryIO, NamedTuple
 
 from iis_pipe.errors import BadInput
@@ -131,15 +131,45 @@ class OpenFiles:
             self.files.popitem()[1].close()
 
 
-def read_members(ref: RecordRef, files: OpenFiles) -> dict[str, bytes]:
-    """The bytes of a referenced record."""
+class LazyMember:
+    """A local record's member read on demand: ``m[a:b]`` reads bytes ``[a, b)`` of it only,
+    ``bytes(m)`` all of it (a dense record's distance member holds every region's maps; a
+    sample reads its targets' spans)."""
+
+    __slots__ = ("ref", "files", "suffix", "offset", "size")
+
+    def __init__(self, ref: RecordRef, files: OpenFiles, suffix: str):
+        self.ref, self.files, self.suffix = ref, files, suffix
+        self.offset, self.size = ref.members[suffix]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, part: slice) -> bytes:
+        a, b, step = part.indices(self.size)
+        if step != 1:
+            raise ValueError("a member is read in one piece")
+        fd = self.files.get(self.ref.url).fileno()
+        return _pread(self.ref, fd, self.suffix, self.offset + a, max(b - a, 0))
+
+    def __bytes__(self) -> bytes:
+        return self[:]
+
+
+def _pread(ref: RecordRef, fd: int, suffix: str, offset: int, size: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise BadInput(ref.url, f"record {ref.key!r}: member {suffix} is cut short", ref.key)
+    return data
+
+
+def read_members(ref: RecordRef, files: OpenFiles, lazy: Collection[str] = ()
+                 ) -> dict[str, bytes | LazyMember]:
+    """The bytes of a referenced record; of a local one, the members named in ``lazy`` as
+    ``LazyMember``s (read when and where they are used)."""
     if is_remote(ref.url):
         return ref.members
-    f = files.get(ref.url)
-    out = {}
-    for suffix, (offset, size) in ref.members.items():
-        data = os.pread(f.fileno(), size, offset)
-        if len(data) != size:
-            raise BadInput(ref.url, f"record {ref.key!r}: member {suffix} is cut short", ref.key)
-        out[suffix] = data
-    return out
+    fd = files.get(ref.url).fileno()
+    return {suffix: LazyMember(ref, files, suffix) if suffix in lazy else
+            _pread(ref, fd, suffix, offset, size)
+            for suffix, (offset, size) in ref.members.items()}

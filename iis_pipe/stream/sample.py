@@ -161,6 +161,11 @@ def _levels(members: dict[str, bytes], meta: schema.RecordMeta, table: schema.Re
             int(table.reach[chosen].min()))
 
 
+# members that make_sample reads in part (the distance maps: its targets' spans) or not at all
+# (the regions' metadata): a local reader may hand them over unread (stream.reader.LazyMember)
+PARTLY_READ = (schema.DT, schema.DT_LZ4, schema.DT_ZSTD, schema.REGION_META)
+
+
 class ExpandBeyondRecords(IISError, ValueError):
     """The stream's ``expand_ratio`` is larger than the records' maps serve: a setting to
     change (or shards to prepare again), not a bad record to skip."""
@@ -185,7 +190,8 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     ``maps (2, Hc, Wc) float32``, ``transform (2, 3) float32`` (original pixel ``(x, y, 1)``
     -> crop pixel), ``key`` and ``regions`` (the chosen region ids).
 
-    ``out``: ``image`` and ``target`` arrays of those shapes and dtypes (a batch's slots) to
+    ``members``: the record's suffix -> bytes; those in ``PARTLY_READ`` may be unread
+    ``stream.reader.LazyMember``s. ``out``: ``image`` and ``target`` arrays of those shapes and dtypes (a batch's slots) to
     write into instead of new ones: the batch then needs no copy."""
     out = out or {}
     timer = Timer(times)
