@@ -553,6 +553,13 @@ def test_layer_frames_read_some_layers_as_the_whole_member_reads_them():
     bad = dict(meta, runs_frames=meta["runs_frames"][:-1])
     with pytest.raises(ValueError, match="runs_frames"):
         schema.decode_layer_runs(members, bad, 0, 60, [0])
+    # parts that hold the right runs in all but cut at another row are refused
+    a, b = whole.starts[60], whole.starts[2 * 60]
+    for cut in (whole.starts[59], whole.starts[61]):
+        with pytest.raises(ValueError, match="corrupt label runs"):
+            runs.some_layer_runs([whole.runs[:cut], whole.runs[cut:b]], [0, 1], stored, 60, 70)
+    assert a < b and runs.some_layer_runs([whole.runs[:a], whole.runs[a:b]], [0, 1], stored,
+                                          60, 70).starts[2 * 60] == b
 
 
 def test_zstd_compressor_is_per_thread():

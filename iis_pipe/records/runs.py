@@ -118,3 +118,57 @@ def decode_runs(runs: np.ndarray, rows: int, width: int) -> np.ndarray:
     labels = runs[:, 1]
     dtype = np.min_scalar_type(int(labels.max(initial=0)))
     return np.repeat(labels.astype(dtype), ends - begins).reshape(rows, width)
+
+
+@njit(cache=True, nogil=True)
+def _layer_starts(ends, bounds, wanted, layers, rows, width):
+    """``LayerRuns.starts`` of ``layers`` layers from the runs of the ``wanted`` ones only,
+    back to back (layer ``wanted[j]``'s end at ``bounds[j]``); -1 at [0] when a part is not
+    ``rows`` rows of ``width``."""
+    starts = np.empty(layers * rows + 1, np.int64)
+    k, j = 0, 0
+    for layer in range(layers):
+        base = layer * rows
+        if j < wanted.size and wanted[j] == layer:
+            for r in range(rows):
+                starts[base + r] = k
+                prev = 0
+                while True:
+                    if k >= bounds[j]:
+                        starts[0] = -1
+                        return starts
+                    e = np.int64(ends[k])
+                    k += 1
+                    if e <= prev or e > width:
+                        starts[0] = -1
+                        return starts
+                    if e == width:
+                        break
+                    prev = e
+            if k != bounds[j]:
+                starts[0] = -1
+                return starts
+            j += 1
+        else:  # not read: its rows hold no run
+            starts[base:base + rows] = k
+    starts[layers * rows] = k
+    return starts
+
+
+def some_layer_runs(parts: list[np.ndarray], wanted: list[int], layers: int, rows: int,
+                    width: int) -> LayerRuns:
+    """``LayerRuns`` of ``layers`` stacked layers of ``rows`` rows of which only the ``wanted``
+    ones (increasing) were read, their runs ``parts`` (one each, in that order); the other
+    layers' rows hold no run. Raises ValueError unless each part is ``rows`` rows of
+    ``width`` in the module's format."""
+    found = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    if found.ndim != 2 or found.shape[1] != 2 or found.dtype not in (np.uint16, np.uint32):
+        raise ValueError(f"label runs must be (N, 2) uint16/uint32, got {found.shape} "
+                         f"{found.dtype}")
+    bounds = np.cumsum([len(p) for p in parts])
+    starts = _layer_starts(found[:, 0], bounds, np.asarray(wanted, np.int64), layers, rows,
+                           width)
+    if starts[0] != 0:
+        raise ValueError(f"corrupt label runs (a layer read is not {rows} rows of {width} "
+                         f"columns)")
+    return LayerRuns(found, starts, 0, rows, width)

@@ -409,19 +409,7 @@ def _some_layer_runs(data: bytes, frames: list[int], wanted: list[int], stored: 
     if len(frames) != stored + 1 or not all(0 <= i < stored for i in wanted):
         raise ValueError(f"runs_frames lists {len(frames) - 1} layers, the record stores "
                          f"{stored} (layers asked: {wanted})")
-    parts = decode_frames(data, frames, wanted)
-    starts = np.empty(stored * h + 1, np.int64)
-    done = 0
-    for layer in range(stored):
-        if layer in wanted:
-            part = parts[wanted.index(layer)]
-            starts[layer * h:(layer + 1) * h] = runs.row_starts(part, h, w)[:-1] + done
-            done += len(part)
-        else:
-            starts[layer * h:(layer + 1) * h] = done
-    starts[-1] = done
-    found = np.concatenate(parts) if len(parts) != 1 else parts[0]
-    return runs.LayerRuns(found, starts, 0, h, w)
+    return runs.some_layer_runs(decode_frames(data, frames, wanted), wanted, stored, h, w)
 
 
 def decode_ignore(members: dict[str, bytes]) -> np.ndarray:
