@@ -562,6 +562,29 @@ def test_layer_frames_read_some_layers_as_the_whole_member_reads_them():
                                           60, 70).starts[2 * 60] == b
 
 
+def test_region_table_is_stored_narrow_and_read_as_int64_either_way():
+    """The region table is written as int32 when its values fit (half the bytes for the stream
+    to decompress); the int64 tables written before read the same."""
+    rng = np.random.default_rng(6)
+    inst = np.zeros((5, 50, 60), bool)
+    for k in range(5):
+        y, x = rng.integers(0, 30), rng.integers(0, 40)
+        inst[k, y:y + int(rng.integers(5, 20)), x:x + int(rng.integers(5, 20))] = True
+    m, region_meta, dropped = region_candidates(inst, [{} for _ in inst])
+    members = schema.encode_record("k", b"img", "jpg", (50, 60), m, region_meta,
+                                   np.zeros((50, 60), bool),
+                                   {"source": "x", "split": "y", "dropped": dropped},
+                                   distances.DistanceCoding())
+    stored = arrays.decode_array(members[schema.TABLE])
+    assert stored.dtype == np.int32 and stored.shape == (len(region_meta), 14)
+    meta = schema.decode_meta(members, regions=False)
+    wide = {**members, schema.TABLE: arrays.encode_array(stored.astype(np.int64))}
+    for got, want in zip(schema.region_table(members, meta), schema.region_table(wide, meta)):
+        assert got.dtype == want.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+    assert schema.region_table(members, meta).area.tolist() == [r["area"] for r in region_meta]
+
+
 def test_zstd_compressor_is_per_thread():
     """A ZstdCompressor used by two threads at once corrupts memory (prepare on a thread pool
     crashed or wrote other checksums): each thread gets its own, reused within the thread."""

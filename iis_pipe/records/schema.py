@@ -16,8 +16,9 @@ suffix              content
                     each a span of zstd frames, one per band of ``dt.band_rows`` rows, of
                     2-bit row/column deltas (``distances``; a reader decompresses the bands
                     under the rows it needs)
-``table.npy.zst``   ``(R, 15) int64``, one row per region, the columns ``TABLE_COLUMNS``: what
-                    the training stream needs of each region (read without parsing JSON)
+``table.npy.zst``   ``(R, 14) int32`` (``int64`` when a value needs it), one row per region,
+                    the columns ``TABLE_COLUMNS``: what the training stream needs of each
+                    region (read without parsing JSON)
 ``regions.json``    per region: ``id``, ``instance``, ``component`` and the source's instance
                     metadata (``label``, ...); the stream never parses it
 ``meta.json``       everything else (below)
@@ -252,6 +253,8 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         "regions": len(region_meta),
         "dropped": to_plain(info.get("dropped", [])),
     }
+    # int32 when every value fits: the stream decompresses half the bytes (readers widen it)
+    narrow = table.astype(np.int32)
     label_runs = runs.encode_runs(layers)
     if n_layers > 1:  # a frame per stored layer: the stream reads the targets' and the union
         first = runs.row_starts(label_runs, layers.shape[0], w)[:-1:h]
@@ -264,7 +267,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
         RUNS: runs_member,
         IGNORE: encode_array(np.asarray(ignore, bool)),
         DT: b"".join(spans),
-        TABLE: encode_array(table),
+        TABLE: encode_array(narrow if np.array_equal(narrow, table) else table),
         REGION_META: dumps(regions),
         META: dumps(meta),
     }
