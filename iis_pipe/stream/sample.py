@@ -191,8 +191,9 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     -> crop pixel), ``key`` and ``regions`` (the chosen region ids).
 
     ``members``: the record's suffix -> bytes; those in ``PARTLY_READ`` may be unread
-    ``stream.reader.LazyMember``s. ``out``: ``image`` and ``target`` arrays of those shapes and dtypes (a batch's slots) to
-    write into instead of new ones: the batch then needs no copy."""
+    ``stream.reader.LazyMember``s. ``out``: ``image`` and ``target`` arrays of those shapes
+    and dtypes (a batch's slots) to write into instead of new ones: the batch then needs no
+    copy."""
     out = out or {}
     timer = Timer(times)
     meta = schema.decode_meta(members, regions=False)
