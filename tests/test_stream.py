@@ -191,8 +191,13 @@ def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
             found = runs.encode_runs(with_union.reshape(-1, w))
             lr = runs.LayerRuns(found, runs.row_starts(found, (n_layers + 1) * (b - a), w), a,
                                 b - a, w)
+            # and told the rows that hold the targets (their boxes): the same crop
+            held = np.flatnonzero(np.any([layers[lay] == lab for lay, lab in want_slots], 0)
+                                  .any(1)) if want_slots else np.zeros(0, int)
+            rows = (int(held[0]), int(held[-1]) + 1) if held.size else None
             got_m, got_t, got_o, visible = warp_labels(
-                lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2), union=n_layers)
+                lr, n_layers, p, np.array(want_slots, np.int64).reshape(-1, 2), union=n_layers,
+                target_rows=rows)
             np.testing.assert_array_equal(got_m, want_m)
             np.testing.assert_array_equal(got_t, want_t)
             np.testing.assert_array_equal(got_o, want_l & ~want_t)

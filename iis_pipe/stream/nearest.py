@@ -38,8 +38,8 @@ def nearest_map(n, m):
 
 
 @njit(cache=True, nogil=True)
-def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, py, px, slots,
-          masks, target, merged, other):
+def _warp(runs, starts, first, n_rows, scan, union, ty0, ty1, y0, y1, x0, x1, h, w, flip, py,
+          px, slots, masks, target, merged, other):
     rows = nearest_map(y1 - y0, h) + y0
     cols = nearest_map(x1 - x0, w)
     # at[c]: the first output column reading source column x0 + c or one right of it (the
@@ -71,6 +71,8 @@ def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, 
         for li in range(scan.size):
             layer = scan[li]
             marks = union < 0 or layer == union
+            if not marks and not ty0 <= rows[j] < ty1:  # the targets' layers hold none here
+                continue
             a = 0
             for k in range(starts[layer * n_rows + r], starts[layer * n_rows + r + 1]):
                 b = np.int64(runs[k, 0])
@@ -104,7 +106,8 @@ def _warp(runs, starts, first, n_rows, scan, union, y0, y1, x0, x1, h, w, flip, 
     return visible
 
 
-def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray, union: int = -1
+def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray, union: int = -1,
+                target_rows: tuple[int, int] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The crop of plan ``p`` from label runs holding the window's rows: ``(masks (M, Hc, Wc)
     bool, target (Hc, Wc) bool, other (Hc, Wc) bool, visible)``: ``masks[m]`` where layer
@@ -113,14 +116,19 @@ def warp_labels(lr: LayerRuns, n_layers: int, p: Plan, slots: np.ndarray, union:
     holds a label off the target, ``visible`` the target's pixel count: one pass, no numpy
     pass over the crop after. ``union``: the index of a layer labelled wherever any other is
     (schema 5 stores one when regions take several layers): then only it and the targets'
-    layers are read (a dense record's 15 layers cost what 2 do)."""
+    layers are read (a dense record's 15 layers cost what 2 do); ``target_rows``: then the image
+    rows ``[y0, y1)`` that hold every pixel of the slots (their regions' boxes): the targets'
+    layers are not read off them."""
     masks = np.zeros((len(slots), *p.crop), bool)
     merged = len(slots) != 1
     target = np.zeros(p.crop, bool) if merged else masks[0]
     other = np.zeros(p.crop, bool)
     scan = np.arange(n_layers, dtype=np.int64) if union < 0 else \
         np.unique(np.append(np.asarray(slots, np.int64)[:, 0], union))
-    visible = _warp(lr.runs, lr.starts, lr.first, lr.rows, scan, union, *p.window, *p.size,
+    ty0, ty1 = target_rows if target_rows is not None and union >= 0 else \
+        (0, lr.first + lr.rows)
+    visible = _warp(lr.runs, lr.starts, lr.first, lr.rows, scan, union, ty0, ty1, *p.window,
+                    *p.size,
                     p.flip, *p.paste, slots, masks.view(np.uint8), target.view(np.uint8),
                     merged, other.view(np.uint8))
     return masks, target, other, int(visible)

@@ -134,7 +134,8 @@ def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, s
         y0, y1 = p.window[:2]
         if found is None or not found.holds(y0, y1, shape[0]):
             found = layer_runs(y0, y1)  # version 4: all rows; older: those under the window
-        masks, target, other, visible = nearest.warp_labels(found, n_layers, p, slots, union)
+        masks, target, other, visible = nearest.warp_labels(
+            found, n_layers, p, slots, union, (box.y0, box.y1) if chosen else None)
         if best is None or visible > best[0]:
             best = (visible, p, masks, target, other)
         if not chosen or visible >= max(cfg.target.min_object_area, 1):
