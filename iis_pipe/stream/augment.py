@@ -59,16 +59,6 @@ class Plan:
         by = (0.5 - y0) * sy - 0.5
         return np.array([[ax, 0.0, bx + self.paste[1]], [0.0, sy, by + self.paste[0]]])
 
-    def source_rows(self, y0: int, y1: int) -> tuple[int, int]:
-        """Original rows ``[a, b)`` that crop rows ``[y0, y1)`` are interpolated from."""
-        sy = self.scale[0]
-        top = self.window[0]
-        lo, hi = y0 - self.paste[0], y1 - 1 - self.paste[0]
-        # bilinear taps of OpenCV's pixel-centre mapping, one row more each side for its
-        # fixed-point rounding
-        return (top + int(np.floor((lo + 0.5) / sy - 0.5)) - 1,
-                top + int(np.floor((hi + 0.5) / sy - 0.5)) + 3)
-
     def to_crop(self, xy: np.ndarray) -> np.ndarray:
         """Original pixel centres ``(..., 2)`` as ``(x, y)`` -> crop pixel centres."""
         m = self.matrix()
