@@ -142,14 +142,18 @@ def padding_mask(p: Plan) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _saturating(src, dst, alpha, beta, shift):
-    """``dst = sat(rint(sat(rint(src * alpha + beta)) + shift))`` element by element on
-    ``(H, n)`` uint8 rows, in float32 as OpenCV computes each pass (``shift (n,)``)."""
+    """``dst = sat(rint(sat(rint(src * alpha + beta)) + shift[c]))`` element by element on
+    ``(H, 3 W)`` uint8 rows of pixels of 3 channels ``c``, in float32 as OpenCV computes each
+    pass (``shift (3,)``)."""
     lo, hi = np.float32(0), np.float32(255)
+    per = np.empty(src.shape[1], np.float32)  # each element's shift: the row vectorises
+    for j in range(per.size):
+        per[j] = shift[j % 3]
     for y in range(src.shape[0]):
         s, d = src[y], dst[y]
         for j in range(s.size):
             v = min(max(np.rint(np.float32(s[j]) * alpha + beta), lo), hi)
-            d[j] = np.uint8(min(max(np.rint(v + shift[j]), lo), hi))
+            d[j] = np.uint8(min(max(np.rint(v + per[j]), lo), hi))
 
 
 def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
@@ -174,5 +178,5 @@ def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
         raise ValueError("photometric: out must be C-contiguous")
     h, w = image.shape[:2]
     _saturating(np.ascontiguousarray(image).reshape(h, w * 3), out.reshape(h, w * 3), alpha,
-                beta, np.tile(shift, w))
+                beta, shift)
     return out
