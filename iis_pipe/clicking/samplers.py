@@ -26,6 +26,7 @@ bounding box that holds it (the region's box, the band's box, or row by row for 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -69,14 +70,18 @@ def _gamma_probs(n: int, gamma: float) -> tuple[float, ...]:
 
 
 @lru_cache(maxsize=None)
-def _cdf(probs: tuple[float, ...]) -> np.ndarray:
-    return np.cumsum(probs)
+def _cdf(probs: tuple[float, ...]) -> tuple[np.ndarray, list[float]]:
+    cdf = np.cumsum(probs)
+    return cdf, cdf.tolist()
 
 
 def _draw(rng: np.random.Generator, probs, size=None):
     """Index drawn with ``probs`` by inverting the cumulative sum (``rng.choice`` with ``p``
-    re-validates ``p`` on every call, a large share of a sample's time)."""
-    cdf = _cdf(tuple(probs))
+    re-validates ``p`` on every call, a large share of a sample's time); one draw (``size``
+    None) bisects the sum's float64 values as a list, no numpy scalar on the way."""
+    cdf, values = _cdf(probs)
+    if size is None:
+        return min(bisect_right(values, rng.random()), len(values) - 1)
     return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
 
 
