@@ -115,12 +115,12 @@ def draw_clicks(cfg: SamplerConfig, rng: np.random.Generator, sets) -> np.ndarra
     neg = _pick_all(sets, neg_keys, rng.random(k))
 
     out = np.full((2 * n, 3), -1, np.int32)
-    pos = [p for p in pos if p is not None]
-    neg = [p for p in neg if p is not None]
-    for i, (y, x) in enumerate(pos):
-        out[i] = (y, x, i)
-    for i, (y, x) in enumerate(neg):
-        out[n + i] = (y, x, len(pos) + i)
+    pos = [(*p, i) for i, p in enumerate(p for p in pos if p is not None)]
+    neg = [(*p, len(pos) + i) for i, p in enumerate(p for p in neg if p is not None)]
+    if pos:  # one assignment per side: a row at a time costs a numpy call per click
+        out[:len(pos)] = pos
+    if neg:
+        out[n:n + len(neg)] = neg
     return out
 
 
@@ -285,7 +285,7 @@ def _band_window(box: Box, area: int, expand_ratio: float, shape) -> tuple[Box, 
     """``(window, r)``: the band ``0 < outside <= r`` of a merged region of ``area`` pixels on
     ``box`` lies within r (Chebyshev) of the box; one more pixel so the window's own transform
     (when computed here) sees every region pixel it needs."""
-    r = int(np.ceil(expand_ratio * np.sqrt(area)))
+    r = math.ceil(expand_ratio * math.sqrt(area))  # float64 as numpy's, no numpy scalars
     return box.grow(r + 1, shape), r
 
 
