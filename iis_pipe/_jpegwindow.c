@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,19 +261,490 @@ bad:
     return 0;
 }
 
+/* ---- Entry points of untouched sequential Huffman JPEGs ----
+ *
+ * A JPEG without restart markers can only be entropy-decoded from its start: every code's
+ * position depends on all the codes before it, and each block's DC is coded as the difference
+ * to the previous block's of its component. ``index_jpeg`` walks the codes once (Huffman
+ * symbols and extra bits only: no dequantisation, no IDCT) and records, for each MCU row, where
+ * its first code starts (byte of the byte-stuffed data, bit in it) and each component's DC
+ * predictor there. ``cut_rows`` then makes a small JPEG of the MCU rows a window needs: the
+ * header with the height patched, and those rows' bits, unstuffed, shifted and stuffed again,
+ * the first block of each component re-coded with its absolute DC (the difference to a
+ * decoder's initial predictor, 0) so the rest decodes as it did in the whole image. */
+
+#define JIX_MAGIC "JIX1"
+#define JIX_HEAD 20  /* magic, jpeg length, data offset, width, height, components, rows */
+#define LOOK 9       /* Huffman codes up to this length decode by one table look-up */
+
+typedef struct {
+    size_t sof, data;            /* SOF marker offset, first byte of entropy-coded data */
+    int width, height, ncomp;    /* ncomp: the scan's components, in scan order below */
+    int h[4], v[4], dc[4], ac[4];
+    int mcu_w, mcu_h, per_row, rows;
+    const unsigned char *dht[2][4]; /* the last definition of each table: 16 counts, symbols */
+} seq_t;
+
+/* 1 and the layout when ``buf`` is an 8-bit baseline / extended sequential Huffman JPEG with
+ * one scan of all (1 or 3) components and no restart interval, else 0. */
+static int parse_seq(const unsigned char *buf, size_t len, seq_t *s) {
+    size_t i = 2;
+    int sof_comps = 0, ids[4] = {0}, hs[4] = {0}, vs[4] = {0}, max_h = 1, max_v = 1;
+    memset(s, 0, sizeof(*s));
+    if (len < 4 || buf[0] != 0xFF || buf[1] != 0xD8)
+        return 0;
+    for (;;) {
+        while (i + 1 < len && buf[i] == 0xFF && buf[i + 1] == 0xFF)
+            i++;
+        if (i + 4 > len || buf[i] != 0xFF)
+            return 0;
+        unsigned m = buf[i + 1], seg = read16(buf + i + 2);
+        const unsigned char *p = buf + i + 4;
+        if (seg < 2 || i + 2 + seg > len)
+            return 0;
+        if (m == 0xC0 || m == 0xC1) {
+            if (s->sof || seg < 8 || p[0] != 8)
+                return 0;
+            s->sof = i;
+            sof_comps = p[5];
+            if ((sof_comps != 1 && sof_comps != 3) || seg < 8 + 3 * (unsigned)sof_comps)
+                return 0;
+            for (int c = 0; c < sof_comps; c++) {
+                ids[c] = p[6 + 3 * c];
+                hs[c] = p[7 + 3 * c] >> 4;
+                vs[c] = p[7 + 3 * c] & 15;
+                if (hs[c] < 1 || hs[c] > 4 || vs[c] < 1 || vs[c] > 4)
+                    return 0;
+                max_h = hs[c] > max_h ? hs[c] : max_h;
+                max_v = vs[c] > max_v ? vs[c] : max_v;
+            }
+        } else if (m >= 0xC2 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+            return 0;  /* progressive, lossless or arithmetic */
+        } else if (m == 0xC4) {
+            size_t q = 0, n = seg - 2;
+            while (q < n) {
+                if (q + 17 > n)
+                    return 0;
+                int tc = p[q] >> 4, th = p[q] & 15, count = 0;
+                for (int l = 0; l < 16; l++)
+                    count += p[q + 1 + l];
+                if (tc > 1 || th > 3 || count > 256 || q + 17 + count > n)
+                    return 0;
+                s->dht[tc][th] = p + q + 1;
+                q += 17 + count;
+            }
+        } else if (m == 0xDD) {
+            if (seg < 4 || read16(p))
+                return 0;  /* restart markers: not indexed */
+        } else if (m == 0xDA) {
+            if (!s->sof || seg < 3 || p[0] != sof_comps || seg < 6 + 2 * (unsigned)sof_comps)
+                return 0;  /* one scan must hold every component */
+            s->ncomp = sof_comps;
+            for (int j = 0; j < sof_comps; j++) {
+                int c = 0;
+                while (c < sof_comps && ids[c] != p[1 + 2 * j])
+                    c++;
+                if (c == sof_comps)
+                    return 0;
+                s->h[j] = sof_comps == 1 ? 1 : hs[c];
+                s->v[j] = sof_comps == 1 ? 1 : vs[c];
+                s->dc[j] = p[2 + 2 * j] >> 4;
+                s->ac[j] = p[2 + 2 * j] & 15;
+                if (s->dc[j] > 3 || s->ac[j] > 3 || !s->dht[0][s->dc[j]] || !s->dht[1][s->ac[j]])
+                    return 0;
+            }
+            const unsigned char *e = p + 1 + 2 * sof_comps;  /* Ss, Se, Ah/Al */
+            if (e[0] != 0 || e[1] != 63 || e[2] != 0)
+                return 0;
+            s->data = i + 2 + seg;
+            break;
+        } else if (m == 0xD9 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {
+            return 0;
+        }
+        i += 2 + seg;
+    }
+    s->height = (int)read16(buf + s->sof + 5);
+    s->width = (int)read16(buf + s->sof + 7);
+    if (!s->height || !s->width)
+        return 0;  /* DNL: height given after the scan */
+    s->mcu_w = s->ncomp == 1 ? 8 : 8 * max_h;
+    s->mcu_h = s->ncomp == 1 ? 8 : 8 * max_v;
+    s->per_row = (s->width + s->mcu_w - 1) / s->mcu_w;
+    s->rows = (s->height + s->mcu_h - 1) / s->mcu_h;
+    return 1;
+}
+
+typedef struct {
+    unsigned short look[1 << LOOK]; /* code length << 8 | symbol; 0: a longer code */
+    int maxcode[17], valoff[17];    /* canonical decoding of codes longer than LOOK */
+    unsigned char sym[256];
+    unsigned short code[256];       /* encoding: each symbol's code and its length (0: none) */
+    unsigned char size[256];
+} huff_t;
+
+/* The table of a DHT definition (16 counts, then the symbols); 0 when it is not a valid code. */
+static int huff_build(huff_t *t, const unsigned char *def) {
+    unsigned code = 0;
+    int k = 0;
+    memset(t->look, 0, sizeof(t->look));
+    memset(t->size, 0, sizeof(t->size));
+    for (int l = 1; l <= 16; l++) {
+        int n = def[l - 1];
+        t->valoff[l] = k - (int)code;
+        for (int j = 0; j < n; j++, k++, code++) {
+            unsigned char sym = def[16 + k];
+            t->sym[k] = sym;
+            t->code[sym] = (unsigned short)code;
+            t->size[sym] = (unsigned char)l;
+            if (l <= LOOK)
+                for (unsigned f = 0; f < 1u << (LOOK - l); f++)
+                    t->look[(code << (LOOK - l)) | f] = (unsigned short)(l << 8 | sym);
+        }
+        t->maxcode[l] = n ? (int)code - 1 : -1;
+        if (code > (1u << l))
+            return 0;
+        code <<= 1;
+    }
+    return 1;
+}
+
+/* Bits of an unstuffed buffer, most significant first; the buffer has 8 readable bytes past
+ * its end. */
+static inline uint64_t peek64(const unsigned char *u, uint64_t pos) {
+    uint64_t w;
+    memcpy(&w, u + (pos >> 3), 8);
+    return __builtin_bswap64(w) << (pos & 7);  /* at least 57 valid bits */
+}
+
+static inline int huff_decode(const huff_t *t, const unsigned char *u, uint64_t *pos) {
+    uint64_t w = peek64(u, *pos);
+    unsigned e = t->look[w >> (64 - LOOK)];
+    if (e) {
+        *pos += e >> 8;
+        return (int)(e & 0xFF);
+    }
+    unsigned top = (unsigned)(w >> 48);
+    for (int l = LOOK + 1; l <= 16; l++) {
+        int c = (int)(top >> (16 - l));
+        if (c <= t->maxcode[l]) {
+            *pos += (uint64_t)l;
+            return t->sym[t->valoff[l] + c];
+        }
+    }
+    return -1;
+}
+
+/* One block's codes from ``*pos``: its DC difference in ``*diff`` and where its AC codes start
+ * in ``*ac_at``; 0 on a code the tables do not hold or a run past the block's end. */
+static inline int skip_block(const huff_t *dc, const huff_t *ac, const unsigned char *u,
+                             uint64_t *pos, int *diff, uint64_t *ac_at) {
+    int s = huff_decode(dc, u, pos);
+    if (s < 0 || s > 11)
+        return 0;
+    int d = 0;
+    if (s) {
+        d = (int)(peek64(u, *pos) >> (64 - s));
+        *pos += (uint64_t)s;
+        if (d < (1 << (s - 1)))
+            d -= (1 << s) - 1;
+    }
+    *diff = d;
+    *ac_at = *pos;
+    for (int k = 1; k < 64;) {
+        int rs = huff_decode(ac, u, pos);
+        if (rs < 0)
+            return 0;
+        int r = rs >> 4, z = rs & 15;
+        if (z) {
+            k += r + 1;
+            *pos += (uint64_t)z;
+            if (k > 64)
+                return 0;
+        } else if (r == 15) {
+            k += 16;
+            if (k > 64)
+                return 0;
+        } else {
+            break;  /* end of block */
+        }
+    }
+    return 1;
+}
+
+/* The scan's tables, per scan component; 0 when one is not a valid code. */
+static int seq_tables(const seq_t *s, huff_t dc[4], huff_t ac[4]) {
+    for (int j = 0; j < s->ncomp; j++)
+        if (!huff_build(&dc[j], s->dht[0][s->dc[j]]) || !huff_build(&ac[j], s->dht[1][s->ac[j]]))
+            return 0;
+    return 1;
+}
+
+/* The entropy-coded data from ``from`` up to ``limit`` or its first marker, without the
+ * stuffed zero bytes: written to ``u`` (room for all of it plus 8 bytes); returns its length,
+ * the offset where it stopped in ``*end``. ``stuffed``, when given, receives the unstuffed
+ * offsets of the bytes that were followed by a stuffed zero (``*n_stuffed`` of them). */
+static size_t unstuff(const unsigned char *buf, size_t len, size_t from, size_t limit,
+                      unsigned char *u, size_t *end, size_t *stuffed, size_t *n_stuffed) {
+    size_t p = from, n = 0, k = 0;
+    limit = limit > len ? len : limit;
+    while (p < limit) {
+        const unsigned char *f = memchr(buf + p, 0xFF, limit - p);
+        size_t q = f ? (size_t)(f - buf) : limit;
+        memcpy(u + n, buf + p, q - p);
+        n += q - p;
+        p = q;
+        if (!f || q + 1 >= len || buf[q + 1] != 0x00)
+            break;  /* the limit, or a marker */
+        if (stuffed)
+            stuffed[k++] = n;
+        u[n++] = 0xFF;
+        p = q + 2;
+    }
+    memset(u + n, 0, 8);
+    *end = p;
+    if (n_stuffed)
+        *n_stuffed = k;
+    return n;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t fnv1a(const unsigned char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static size_t entry_size(int ncomp) { return 5 + 2 * (size_t)ncomp; }
+
+/* The index of ``buf`` (malloc'd, its length in ``*out_len``), or NULL when the JPEG is not
+ * one ``parse_seq`` accepts or its codes do not decode to the MCUs its header promises. */
+static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *out_len) {
+    seq_t s;
+    huff_t dc[4], ac[4];
+    if (!parse_seq(buf, len, &s) || len > 0xFFFFFFFFu || !seq_tables(&s, dc, ac))
+        return NULL;
+    size_t room = len - s.data, es = entry_size(s.ncomp);
+    size_t n_idx = JIX_HEAD + (size_t)(s.rows + 1) * es + 4;
+    unsigned char *u = malloc(room + 8), *idx = malloc(n_idx);
+    size_t *stuffed = malloc(sizeof(size_t) * (room / 2 + 1));
+    if (!u || !idx || !stuffed)
+        goto bad;
+    size_t end, n_stuffed;
+    size_t n = unstuff(buf, len, s.data, len, u, &end, stuffed, &n_stuffed);
+    uint64_t pos = 0, total = (uint64_t)n * 8;
+    int pred[4] = {0};
+    unsigned char *e = idx + JIX_HEAD;
+    size_t k = 0;  /* stuffed bytes before the entry's byte */
+    for (int r = 0; r <= s.rows; r++, e += es) {
+        size_t ub = (size_t)(pos >> 3);
+        while (k < n_stuffed && stuffed[k] < ub)
+            k++;
+        put32(e, (uint32_t)(ub + k));
+        e[4] = (unsigned char)(pos & 7);
+        for (int j = 0; j < s.ncomp; j++) {
+            e[5 + 2 * j] = (unsigned char)(pred[j] & 0xFF);
+            e[6 + 2 * j] = (unsigned char)((pred[j] >> 8) & 0xFF);
+        }
+        if (r == s.rows)
+            break;
+        for (int m = 0; m < s.per_row; m++)
+            for (int j = 0; j < s.ncomp; j++)
+                for (int b = 0; b < s.h[j] * s.v[j]; b++) {
+                    int diff;
+                    uint64_t at;
+                    if (!skip_block(&dc[j], &ac[j], u, &pos, &diff, &at) || pos > total)
+                        goto bad;
+                    pred[j] += diff;
+                    if (pred[j] < -32768 || pred[j] > 32767)
+                        goto bad;
+                }
+    }
+    memcpy(idx, JIX_MAGIC, 4);
+    put32(idx + 4, (uint32_t)len);
+    put32(idx + 8, (uint32_t)s.data);
+    idx[12] = (unsigned char)(s.width >> 8);
+    idx[13] = (unsigned char)s.width;
+    idx[14] = (unsigned char)(s.height >> 8);
+    idx[15] = (unsigned char)s.height;
+    idx[16] = (unsigned char)s.ncomp;
+    idx[17] = 0;
+    idx[18] = (unsigned char)(s.rows >> 8);
+    idx[19] = (unsigned char)s.rows;
+    put32(idx + n_idx - 4, fnv1a(idx, n_idx - 4));
+    free(u);
+    free(stuffed);
+    *out_len = n_idx;
+    return idx;
+bad:
+    free(u);
+    free(idx);
+    free(stuffed);
+    return NULL;
+}
+
+/* Bits written most significant first into a zeroed buffer with 8 bytes of room past them. */
+static inline void put_bits(unsigned char *o, uint64_t *at, uint64_t v, int n) {
+    if (!n)
+        return;
+    uint64_t w;
+    unsigned char *p = o + (*at >> 3);
+    memcpy(&w, p, 8);
+    w = __builtin_bswap64(w) | (v << (64 - n) >> (*at & 7));
+    w = __builtin_bswap64(w);
+    memcpy(p, &w, 8);
+    *at += (uint64_t)n;
+}
+
+static void copy_bits(unsigned char *o, uint64_t *at, const unsigned char *u, uint64_t from,
+                      uint64_t to) {
+    while (to - from >= 56) {
+        put_bits(o, at, peek64(u, from) >> 8, 56);
+        from += 56;
+    }
+    if (to > from)
+        put_bits(o, at, peek64(u, from) >> (64 - (to - from)), (int)(to - from));
+}
+
+/* A JPEG of the MCU rows that hold original rows [y0, y1) of ``buf`` (malloc'd in ``*out``,
+ * its length returned, the original row of its first pixel in ``*oy``), or 0 with the reason
+ * in ``*why``. */
+static size_t cut_rows(const unsigned char *buf, size_t len, const unsigned char *idx,
+                       size_t idx_len, int y0, int y1, unsigned char **out, int *oy,
+                       const char **why) {
+    seq_t s;
+    huff_t dc[4], ac[4];
+    *why = "the JPEG is not an indexable sequential JPEG";
+    if (!parse_seq(buf, len, &s))
+        return 0;
+    size_t es = entry_size(s.ncomp);
+    *why = "the entry index does not belong to this JPEG (or is corrupt)";
+    if (idx_len != JIX_HEAD + (size_t)(s.rows + 1) * es + 4 || memcmp(idx, JIX_MAGIC, 4) ||
+        get32(idx + idx_len - 4) != fnv1a(idx, idx_len - 4) || get32(idx + 4) != len ||
+        get32(idx + 8) != s.data || read16(idx + 12) != (unsigned)s.width ||
+        read16(idx + 14) != (unsigned)s.height || idx[16] != s.ncomp ||
+        read16(idx + 18) != (unsigned)s.rows)
+        return 0;
+    *why = "the JPEG has an invalid Huffman table";
+    if (!seq_tables(&s, dc, ac))
+        return 0;
+    int r0 = (y0 < 0 ? 0 : y0) / s.mcu_h, r1 = (y1 + s.mcu_h - 1) / s.mcu_h;
+    r1 = r1 > s.rows ? s.rows : r1;
+    *why = "empty window";
+    if (r0 >= r1)
+        return 0;
+    const unsigned char *e0 = idx + JIX_HEAD + (size_t)r0 * es, *e1 = idx + JIX_HEAD + (size_t)r1 * es;
+    size_t b0 = get32(e0), b1 = get32(e1);
+    *why = "the entry index points outside the JPEG's data";
+    if (b0 > b1 || e0[4] > 7 || e1[4] > 7 || s.data + b1 + (e1[4] > 0) > len)
+        return 0;
+    size_t span = b1 - b0 + (e1[4] > 0);
+    unsigned char *u = malloc(span + 8), *o = calloc(span + 64, 1), *dst = NULL;
+    *why = "out of memory";
+    if (!u || !o)
+        goto bad;
+    size_t stop, n = unstuff(buf, len, s.data + b0, s.data + b0 + span, u, &stop, NULL, NULL);
+    *why = "the entry index does not match the JPEG's data";
+    if (stop < s.data + b0 + span)
+        goto bad;  /* a marker inside the rows */
+    uint64_t from = e0[4], to = (uint64_t)(n - (e1[4] > 0)) * 8 + e1[4], at = 0;
+    if (to < from)
+        goto bad;
+    /* the first MCU: each component's first block re-coded with its absolute DC */
+    for (int j = 0; j < s.ncomp; j++) {
+        int pred = (int16_t)(e0[5 + 2 * j] | e0[6 + 2 * j] << 8);
+        for (int b = 0; b < s.h[j] * s.v[j]; b++) {
+            uint64_t start = from, ac_at;
+            int diff;
+            if (!skip_block(&dc[j], &ac[j], u, &from, &diff, &ac_at) || from > to)
+                goto bad;
+            if (b) {
+                copy_bits(o, &at, u, start, from);
+                continue;
+            }
+            int v = pred + diff, a = v < 0 ? -v : v, cat = 0;
+            while (a >> cat)
+                cat++;
+            *why = "the DC table has no code for a window's first DC value";
+            if (cat > 11 || !dc[j].size[cat])
+                goto bad;
+            put_bits(o, &at, dc[j].code[cat], dc[j].size[cat]);
+            put_bits(o, &at, (uint64_t)(v < 0 ? v - 1 : v) & ((1u << cat) - 1), cat);
+            copy_bits(o, &at, u, ac_at, from);
+            *why = "the entry index does not match the JPEG's data";
+        }
+    }
+    copy_bits(o, &at, u, from, to);
+    if (at & 7)  /* pad the last byte with ones */
+        put_bits(o, &at, (1u << (8 - (at & 7))) - 1, (int)(8 - (at & 7)));
+    size_t nbytes = (size_t)(at >> 3);
+    dst = malloc(s.data + 2 * nbytes + 2);
+    *why = "out of memory";
+    if (!dst)
+        goto bad;
+    memcpy(dst, buf, s.data);
+    int h = (r1 * s.mcu_h < s.height ? r1 * s.mcu_h : s.height) - r0 * s.mcu_h;
+    dst[s.sof + 5] = (unsigned char)(h >> 8);
+    dst[s.sof + 6] = (unsigned char)h;
+    size_t q = s.data;
+    for (size_t p = 0; p < nbytes;) {  /* stuff a zero after every 0xFF */
+        const unsigned char *f = memchr(o + p, 0xFF, nbytes - p);
+        size_t z = f ? (size_t)(f - o) + 1 : nbytes;
+        memcpy(dst + q, o + p, z - p);
+        q += z - p;
+        if (f)
+            dst[q++] = 0x00;
+        p = z;
+    }
+    dst[q++] = 0xFF;
+    dst[q++] = 0xD9;
+    free(u);
+    free(o);
+    *out = dst;
+    *oy = r0 * s.mcu_h;
+    return q;
+bad:
+    free(u);
+    free(o);
+    return 0;
+}
+
 PyDoc_STRVAR(decode_window_doc,
-"decode_window(data, y0, y1, x0, x1, denom, fast) -> (pixels, top, left, height, width)\n\n"
+"decode_window(data, y0, y1, x0, x1, denom, fast, index=None)\n"
+"    -> (pixels, top, left, height, width)\n\n"
 "Rows [y0, y1) and at least columns [x0, x1) of the JPEG decoded to RGB at scale 1/denom\n"
 "(denom in 1, 2, 4, 8; coordinates in scaled pixels, clipped to the image). ``pixels`` is\n"
 "``height * width * 3`` bytes, row-major; ``left <= x0`` because columns are cut on iMCU\n"
 "boundaries. ``fast``: libjpeg-turbo's fast integer IDCT and plain chroma upsampling.\n"
 "A JPEG with restart markers on MCU-row-aligned segments (see add_restarts) is decoded from\n"
-"the window's segments only.");
+"the window's segments only; one with its ``index`` (see index_jpeg) from the window's MCU\n"
+"rows only (see cut_rows; an index that does not fit is ignored).");
+
+/* decode_buffer's result for a cut whose first pixel is (oy, ox) of the original (scaled). */
+static PyObject *shift_result(PyObject *res, int oy, int ox) {
+    if (!res)
+        return NULL;
+    PyObject *shifted = Py_BuildValue(
+        "(Oiiii)", PyTuple_GET_ITEM(res, 0), (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 1)) + oy,
+        (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 2)) + ox,
+        (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 3)), (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 4)));
+    Py_DECREF(res);
+    return shifted;
+}
 
 static PyObject *decode_window(PyObject *self, PyObject *args) {
-    Py_buffer data;
+    Py_buffer data, index = {0};
     int y0, y1, x0, x1, denom, fast;
-    if (!PyArg_ParseTuple(args, "y*iiiiip", &data, &y0, &y1, &x0, &x1, &denom, &fast))
+    if (!PyArg_ParseTuple(args, "y*iiiiip|z*", &data, &y0, &y1, &x0, &x1, &denom, &fast,
+                          &index))
         return NULL;
     const unsigned char *buf = (const unsigned char *)data.buf;
     size_t len = (size_t)data.len;
@@ -280,29 +752,83 @@ static PyObject *decode_window(PyObject *self, PyObject *args) {
     unsigned char *cut = NULL;
     int oy = 0, ox = 0;
     size_t cut_len = 0;
-    if (denom >= 1 && denom <= 8 && parse_tiled(buf, len, &t))
-        cut_len = cut_tiles(buf, len, &t, (y0 < 0 ? 0 : y0) * denom, y1 * denom,
-                            (x0 < 0 ? 0 : x0) * denom, x1 * denom, &cut, &oy, &ox);
+    int ok_denom = denom == 1 || denom == 2 || denom == 4 || denom == 8;
+    int ty0 = (y0 < 0 ? 0 : y0) * denom, ty1 = y1 * denom;
+    if (ok_denom && parse_tiled(buf, len, &t))
+        cut_len = cut_tiles(buf, len, &t, ty0, ty1, (x0 < 0 ? 0 : x0) * denom, x1 * denom,
+                            &cut, &oy, &ox);
+    else if (ok_denom && index.buf) {
+        const char *why;
+        cut_len = cut_rows(buf, len, (const unsigned char *)index.buf, (size_t)index.len, ty0,
+                           ty1, &cut, &oy, &why);
+    }
     PyObject *res;
     if (cut_len) {  /* MCU sizes are multiples of 8, so the cut's origin scales exactly */
         oy /= denom;
         ox /= denom;
-        res = decode_buffer(cut, cut_len, y0 - oy, y1 - oy, x0 - ox, x1 - ox, denom, fast);
+        res = shift_result(
+            decode_buffer(cut, cut_len, y0 - oy, y1 - oy, x0 - ox, x1 - ox, denom, fast), oy, ox);
         free(cut);
-        if (res) {
-            PyObject *shifted = Py_BuildValue(
-                "(Oiiii)", PyTuple_GET_ITEM(res, 0),
-                (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 1)) + oy,
-                (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 2)) + ox,
-                (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 3)),
-                (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 4)));
-            Py_DECREF(res);
-            res = shifted;
-        }
     } else {
         res = decode_buffer(buf, len, y0, y1, x0, x1, denom, fast);
     }
+    if (index.buf)
+        PyBuffer_Release(&index);
     PyBuffer_Release(&data);
+    return res;
+}
+
+PyDoc_STRVAR(index_jpeg_doc,
+"index_jpeg(data) -> bytes | None\n\n"
+"The entry-point index of an 8-bit baseline or extended sequential Huffman JPEG of one\n"
+"interleaved scan (gray or 3 components, any chroma subsampling) without restart markers:\n"
+"for each MCU row, where its codes start in the entropy-coded data and each component's DC\n"
+"predictor there (about 11 bytes a row with colour; the format is this module's own). None for\n"
+"other JPEGs, or codes that do not decode to the MCUs the header promises.");
+
+static PyObject *index_jpeg(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*", &data))
+        return NULL;
+    size_t n = 0;
+    unsigned char *idx;
+    Py_BEGIN_ALLOW_THREADS
+    idx = build_index((const unsigned char *)data.buf, (size_t)data.len, &n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (!idx)
+        Py_RETURN_NONE;
+    PyObject *res = PyBytes_FromStringAndSize((const char *)idx, (Py_ssize_t)n);
+    free(idx);
+    return res;
+}
+
+PyDoc_STRVAR(cut_rows_doc,
+"cut_rows(data, index, y0, y1) -> (jpeg, top)\n\n"
+"The JPEG of the MCU rows that hold rows [y0, y1) (original pixels) of a JPEG with its\n"
+"index (see index_jpeg), and the original row of its first pixel: it decodes to exactly those\n"
+"rows of the whole image, but for chroma upsampling at its top and bottom. ValueError says\n"
+"why when the index does not fit the JPEG or a DC value has no code in its table.");
+
+static PyObject *cut_rows_py(PyObject *self, PyObject *args) {
+    Py_buffer data, index;
+    int y0, y1;
+    if (!PyArg_ParseTuple(args, "y*y*ii", &data, &index, &y0, &y1))
+        return NULL;
+    unsigned char *cut = NULL;
+    int oy = 0;
+    const char *why = "";
+    size_t n = cut_rows((const unsigned char *)data.buf, (size_t)data.len,
+                        (const unsigned char *)index.buf, (size_t)index.len, y0, y1, &cut, &oy,
+                        &why);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&index);
+    if (!n) {
+        PyErr_Format(PyExc_ValueError, "cannot cut the JPEG's rows: %s", why);
+        return NULL;
+    }
+    PyObject *res = Py_BuildValue("(y#i)", (const char *)cut, (Py_ssize_t)n, oy);
+    free(cut);
     return res;
 }
 
@@ -391,6 +917,8 @@ static PyObject *add_restarts(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"decode_window", decode_window, METH_VARARGS, decode_window_doc},
     {"add_restarts", add_restarts, METH_VARARGS, add_restarts_doc},
+    {"index_jpeg", index_jpeg, METH_VARARGS, index_jpeg_doc},
+    {"cut_rows", cut_rows_py, METH_VARARGS, cut_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 
