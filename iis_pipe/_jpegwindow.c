@@ -6,9 +6,15 @@
  * pixels) with a marker every few MCUs, a divisor of an MCU row, so every MCU row is cut into
  * equal segments. ``decode_window`` then copies only the segments that hold the window into a
  * small JPEG of their own (header patched, markers renumbered) and decodes that: work in
- * proportion to the window, not the image. Other JPEGs take libjpeg-turbo's partial decoding
- * API: rows above the window are entropy-decoded only (no IDCT or colour conversion), columns
- * outside it are cropped at iMCU granularity, and decoding stops after the window's last row.
+ * proportion to the window, not the image. A JPEG stored untouched can carry an entry-point
+ * index instead (``index_jpeg``, made once: for segments of about 64 pixels of each MCU row,
+ * where their codes start and each component's DC predictor there); ``decode_window`` then
+ * copies the window's segments into a small JPEG (``cut_index``: their bits shifted, each
+ * row's first block of each component re-coded with the DC difference the cut needs) and
+ * decodes that: rows above the window and columns beside it are not even entropy-decoded.
+ * Other JPEGs take libjpeg-turbo's partial decoding API: rows above the window are
+ * entropy-decoded only (no IDCT or colour conversion), columns outside it are cropped at iMCU
+ * granularity, and decoding stops after the window's last row.
  * None of the Python JPEG wheels expose either, hence this small module; iis_pipe.images falls
  * back to storing JPEGs untouched and decoding whole images when it is not built.
  */
@@ -266,19 +272,21 @@ bad:
  * A JPEG without restart markers can only be entropy-decoded from its start: every code's
  * position depends on all the codes before it, and each block's DC is coded as the difference
  * to the previous block's of its component. ``index_jpeg`` walks the codes once (Huffman
- * symbols and extra bits only: no dequantisation, no IDCT) and records, for each MCU row, where
- * its first code starts (byte of the byte-stuffed data, bit in it) and each component's DC
- * predictor there. ``cut_rows`` then makes a small JPEG of the MCU rows a window needs: the
- * header with the height patched, and those rows' bits, unstuffed, shifted and stuffed again,
- * the first block of each component re-coded with its absolute DC (the difference to a
- * decoder's initial predictor, 0) so the rest decodes as it did in the whole image. */
+ * symbols and extra bits only: no dequantisation, no IDCT) and records, for every segment of
+ * ``seg_mcus`` MCUs of each MCU row, where its first code starts (byte of the byte-stuffed
+ * data, bit in it) and each component's DC predictor there. ``cut_index`` then makes a small
+ * JPEG of the segments a window needs: the header with the size patched, and each MCU row's
+ * run of those segments, its bits unstuffed, shifted and stuffed again, the run's first block
+ * of each component re-coded with the difference between its DC and the predictor the cut has
+ * there (0 at the start, then the DC where the previous row's run ended), so the rest decodes
+ * as it did in the whole image. */
 
 #define JIX_MAGIC "JIX1"
 #define JIX_HEAD 20  /* magic, jpeg length, data offset, width, height, components, rows */
 #define LOOK 9       /* Huffman codes up to this length decode by one table look-up */
 
 typedef struct {
-    size_t sof, data;            /* SOF marker offset, first byte of entropy-coded data */
+    size_t sof, sos, data;       /* SOF and SOS marker offsets, first byte of entropy data */
     int width, height, ncomp;    /* ncomp: the scan's components, in scan order below */
     int h[4], v[4], dc[4], ac[4];
     int mcu_w, mcu_h, per_row, rows;
@@ -356,6 +364,7 @@ static int parse_seq(const unsigned char *buf, size_t len, seq_t *s) {
             const unsigned char *e = p + 1 + 2 * sof_comps;  /* Ss, Se, Ah/Al */
             if (e[0] != 0 || e[1] != 63 || e[2] != 0)
                 return 0;
+            s->sos = i;
             s->data = i + 2 + seg;
             break;
         } else if (m == 0xD9 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {
@@ -401,8 +410,8 @@ static int huff_build(huff_t *t, const unsigned char *def) {
                     t->look[(code << (LOOK - l)) | f] = (unsigned short)(l << 8 | sym);
         }
         t->maxcode[l] = n ? (int)code - 1 : -1;
-        if (code > (1u << l))
-            return 0;
+        if (code >= (1u << l))
+            return 0;  /* as libjpeg: no code may be all ones */
         code <<= 1;
     }
     return 1;
@@ -525,15 +534,33 @@ static uint32_t fnv1a(const unsigned char *p, size_t n) {
 
 static size_t entry_size(int ncomp) { return 5 + 2 * (size_t)ncomp; }
 
+/* MCUs per indexed segment of a row: about 64 pixels, the restart segments' width. */
+static int seg_mcus(const seq_t *s) { return s->mcu_w >= 64 ? 1 : 64 / s->mcu_w; }
+
+static void put_entry(unsigned char *e, size_t byte, uint64_t bit, const int *pred, int ncomp) {
+    put32(e, (uint32_t)byte);
+    e[4] = (unsigned char)bit;
+    for (int j = 0; j < ncomp; j++) {
+        e[5 + 2 * j] = (unsigned char)(pred[j] & 0xFF);
+        e[6 + 2 * j] = (unsigned char)((pred[j] >> 8) & 0xFF);
+    }
+}
+
 /* The index of ``buf`` (malloc'd, its length in ``*out_len``), or NULL when the JPEG is not
- * one ``parse_seq`` accepts or its codes do not decode to the MCUs its header promises. */
+ * one ``parse_seq`` accepts or its codes do not decode to the MCUs its header promises.
+ * Layout (little-endian): "JIX1", the JPEG's length, its entropy-coded data's offset (u32),
+ * width, height (u16, big-endian as in SOF), components, MCUs per segment (u8), MCU rows
+ * (u16, big-endian); then an entry per segment of every MCU row in scan order and one for the
+ * data's end: the segment's first byte relative to the data (u32), the bit in it (u8), each
+ * component's DC predictor there (i16); then FNV-1a of all that (u32). */
 static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *out_len) {
     seq_t s;
     huff_t dc[4], ac[4];
     if (!parse_seq(buf, len, &s) || len > 0xFFFFFFFFu || !seq_tables(&s, dc, ac))
         return NULL;
+    int k_seg = seg_mcus(&s), nseg = (s.per_row + k_seg - 1) / k_seg;
     size_t room = len - s.data, es = entry_size(s.ncomp);
-    size_t n_idx = JIX_HEAD + (size_t)(s.rows + 1) * es + 4;
+    size_t n_idx = JIX_HEAD + ((size_t)s.rows * nseg + 1) * es + 4;
     unsigned char *u = malloc(room + 8), *idx = malloc(n_idx);
     size_t *stuffed = malloc(sizeof(size_t) * (room / 2 + 1));
     if (!u || !idx || !stuffed)
@@ -544,19 +571,15 @@ static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *
     int pred[4] = {0};
     unsigned char *e = idx + JIX_HEAD;
     size_t k = 0;  /* stuffed bytes before the entry's byte */
-    for (int r = 0; r <= s.rows; r++, e += es) {
-        size_t ub = (size_t)(pos >> 3);
-        while (k < n_stuffed && stuffed[k] < ub)
-            k++;
-        put32(e, (uint32_t)(ub + k));
-        e[4] = (unsigned char)(pos & 7);
-        for (int j = 0; j < s.ncomp; j++) {
-            e[5 + 2 * j] = (unsigned char)(pred[j] & 0xFF);
-            e[6 + 2 * j] = (unsigned char)((pred[j] >> 8) & 0xFF);
-        }
-        if (r == s.rows)
-            break;
-        for (int m = 0; m < s.per_row; m++)
+    for (int r = 0; r < s.rows; r++)
+        for (int m = 0; m < s.per_row; m++) {
+            if (m % k_seg == 0) {
+                size_t ub = (size_t)(pos >> 3);
+                while (k < n_stuffed && stuffed[k] < ub)
+                    k++;
+                put_entry(e, ub + k, pos & 7, pred, s.ncomp);
+                e += es;
+            }
             for (int j = 0; j < s.ncomp; j++)
                 for (int b = 0; b < s.h[j] * s.v[j]; b++) {
                     int diff;
@@ -567,6 +590,12 @@ static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *
                     if (pred[j] < -32768 || pred[j] > 32767)
                         goto bad;
                 }
+        }
+    {
+        size_t ub = (size_t)(pos >> 3);
+        while (k < n_stuffed && stuffed[k] < ub)
+            k++;
+        put_entry(e, ub + k, pos & 7, pred, s.ncomp);
     }
     memcpy(idx, JIX_MAGIC, 4);
     put32(idx + 4, (uint32_t)len);
@@ -576,7 +605,7 @@ static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *
     idx[14] = (unsigned char)(s.height >> 8);
     idx[15] = (unsigned char)s.height;
     idx[16] = (unsigned char)s.ncomp;
-    idx[17] = 0;
+    idx[17] = (unsigned char)k_seg;
     idx[18] = (unsigned char)(s.rows >> 8);
     idx[19] = (unsigned char)s.rows;
     put32(idx + n_idx - 4, fnv1a(idx, n_idx - 4));
@@ -614,87 +643,176 @@ static void copy_bits(unsigned char *o, uint64_t *at, const unsigned char *u, ui
         put_bits(o, at, peek64(u, from) >> (64 - (to - from)), (int)(to - from));
 }
 
-/* A JPEG of the MCU rows that hold original rows [y0, y1) of ``buf`` (malloc'd in ``*out``,
- * its length returned, the original row of its first pixel in ``*oy``), or 0 with the reason
- * in ``*why``. */
-static size_t cut_rows(const unsigned char *buf, size_t len, const unsigned char *idx,
-                       size_t idx_len, int y0, int y1, unsigned char **out, int *oy,
-                       const char **why) {
+/* An optimised DC table codes only the categories its image used, and a cut may need others.
+ * Every table leaves code space free (no code may be all ones): the missing categories get
+ * one code each at the lengths after its longest, which leaves every other code as it was. Writes the extended definition (16 counts, symbols) to ``def`` and its
+ * table to ``t``; 0 when nothing is missing or it does not fit. */
+static int dc_extended(const unsigned char *orig, unsigned char *def, huff_t *t) {
+    int total = 0, longest = 0, missing = 0;
+    for (int l = 1; l <= 16; l++) {
+        total += orig[l - 1];
+        longest = orig[l - 1] ? l : longest;
+    }
+    memcpy(def, orig, 16 + (size_t)total);
+    for (int cat = 0; cat <= 11; cat++) {
+        int found = 0;
+        for (int k = 0; k < total; k++)
+            found |= orig[16 + k] == cat;
+        if (!found) {
+            if (longest + missing + 1 > 16)
+                return 0;
+            def[16 + total + missing] = (unsigned char)cat;
+            def[longest + missing]++;  /* counts[longest + missing + 1 - 1] */
+            missing++;
+        }
+    }
+    return missing && huff_build(t, def);
+}
+
+/* A JPEG of the indexed segments that hold original rows [y0, y1) and columns [x0, x1) of
+ * ``buf`` (malloc'd in ``*out``, its length returned, the original (y, x) of its first pixel
+ * in ``*oy``, ``*ox``), or 0 with the reason in ``*why``. Each MCU row's run of segments is
+ * copied whole, its first block of each component re-coded: its DC difference made to the
+ * predictor the cut has there (0, or the DC where the previous row's run ended). */
+static size_t cut_index(const unsigned char *buf, size_t len, const unsigned char *idx,
+                        size_t idx_len, int y0, int y1, int x0, int x1, unsigned char **out,
+                        int *oy, int *ox, const char **why) {
     seq_t s;
     huff_t dc[4], ac[4];
     *why = "the JPEG is not an indexable sequential JPEG";
     if (!parse_seq(buf, len, &s))
         return 0;
     size_t es = entry_size(s.ncomp);
+    int k_seg = seg_mcus(&s), nseg = (s.per_row + k_seg - 1) / k_seg, seg_w = k_seg * s.mcu_w;
     *why = "the entry index does not belong to this JPEG (or is corrupt)";
-    if (idx_len != JIX_HEAD + (size_t)(s.rows + 1) * es + 4 || memcmp(idx, JIX_MAGIC, 4) ||
-        get32(idx + idx_len - 4) != fnv1a(idx, idx_len - 4) || get32(idx + 4) != len ||
-        get32(idx + 8) != s.data || read16(idx + 12) != (unsigned)s.width ||
-        read16(idx + 14) != (unsigned)s.height || idx[16] != s.ncomp ||
-        read16(idx + 18) != (unsigned)s.rows)
+    if (idx_len != JIX_HEAD + ((size_t)s.rows * nseg + 1) * es + 4 ||
+        memcmp(idx, JIX_MAGIC, 4) || get32(idx + idx_len - 4) != fnv1a(idx, idx_len - 4) ||
+        get32(idx + 4) != len || get32(idx + 8) != s.data ||
+        read16(idx + 12) != (unsigned)s.width || read16(idx + 14) != (unsigned)s.height ||
+        idx[16] != s.ncomp || idx[17] != k_seg || read16(idx + 18) != (unsigned)s.rows)
         return 0;
     *why = "the JPEG has an invalid Huffman table";
     if (!seq_tables(&s, dc, ac))
         return 0;
+    /* the cut's DC codes: each table's own, or its extension, defined again before the scan
+     * (a later DHT replaces a table) */
+    huff_t ext[4];
+    const huff_t *enc[4];
+    unsigned char dht[4 + 4 * (17 + 256 + 12)];
+    size_t dht_len = 0;
+    int done[4] = {0};
+    for (int j = 0; j < s.ncomp; j++) {
+        int id = s.dc[j];
+        enc[j] = &dc[j];
+        for (int i = 0; i < j; i++)
+            if (s.dc[i] == id)
+                enc[j] = enc[i];
+        if (done[id])
+            continue;
+        done[id] = 1;
+        unsigned char def[16 + 256 + 12];
+        if (!dc_extended(s.dht[0][id], def, &ext[id]))
+            continue;
+        int n = 0;
+        for (int l = 0; l < 16; l++)
+            n += def[l];
+        dht[dht_len ? dht_len : 4] = (unsigned char)id;  /* class 0 (DC), this id */
+        size_t at = (dht_len ? dht_len : 4) + 1;
+        memcpy(dht + at, def, 16 + (size_t)n);
+        dht_len = at + 16 + (size_t)n;
+        enc[j] = &ext[id];
+    }
+    if (dht_len) {
+        dht[0] = 0xFF;
+        dht[1] = 0xC4;
+        dht[2] = (unsigned char)((dht_len - 2) >> 8);
+        dht[3] = (unsigned char)(dht_len - 2);
+    }
     int r0 = (y0 < 0 ? 0 : y0) / s.mcu_h, r1 = (y1 + s.mcu_h - 1) / s.mcu_h;
+    int c0 = (x0 < 0 ? 0 : x0) / seg_w, c1 = (x1 + seg_w - 1) / seg_w;
     r1 = r1 > s.rows ? s.rows : r1;
+    c1 = c1 > nseg ? nseg : c1;
     *why = "empty window";
-    if (r0 >= r1)
+    if (r0 >= r1 || c0 >= c1)
         return 0;
-    const unsigned char *e0 = idx + JIX_HEAD + (size_t)r0 * es, *e1 = idx + JIX_HEAD + (size_t)r1 * es;
-    size_t b0 = get32(e0), b1 = get32(e1);
+    const unsigned char *entries = idx + JIX_HEAD;
+    size_t room = 0, data_len = len - s.data;
     *why = "the entry index points outside the JPEG's data";
-    if (b0 > b1 || e0[4] > 7 || e1[4] > 7 || s.data + b1 + (e1[4] > 0) > len)
-        return 0;
-    size_t span = b1 - b0 + (e1[4] > 0);
-    unsigned char *u = malloc(span + 8), *o = calloc(span + 64, 1), *dst = NULL;
+    for (int r = r0; r < r1; r++) {
+        const unsigned char *e0 = entries + ((size_t)r * nseg + c0) * es;
+        const unsigned char *e1 = entries + ((size_t)r * nseg + c1) * es;
+        size_t b0 = get32(e0), b1 = get32(e1);
+        if (b0 > b1 || e0[4] > 7 || e1[4] > 7 || b1 + (e1[4] > 0) > data_len)
+            return 0;
+        room += b1 - b0 + 1;
+    }
+    size_t max_span = 0;
+    for (int r = r0; r < r1; r++) {
+        size_t span = get32(entries + ((size_t)r * nseg + c1) * es) + 1 -
+                      get32(entries + ((size_t)r * nseg + c0) * es);
+        max_span = span > max_span ? span : max_span;
+    }
+    unsigned char *u = malloc(max_span + 8), *o = calloc(room + 16 * (size_t)(r1 - r0) + 64, 1);
+    unsigned char *dst = NULL;
     *why = "out of memory";
     if (!u || !o)
         goto bad;
-    size_t stop, n = unstuff(buf, len, s.data + b0, s.data + b0 + span, u, &stop, NULL, NULL);
-    *why = "the entry index does not match the JPEG's data";
-    if (stop < s.data + b0 + span)
-        goto bad;  /* a marker inside the rows */
-    uint64_t from = e0[4], to = (uint64_t)(n - (e1[4] > 0)) * 8 + e1[4], at = 0;
-    if (to < from)
-        goto bad;
-    /* the first MCU: each component's first block re-coded with its absolute DC */
-    for (int j = 0; j < s.ncomp; j++) {
-        int pred = (int16_t)(e0[5 + 2 * j] | e0[6 + 2 * j] << 8);
-        for (int b = 0; b < s.h[j] * s.v[j]; b++) {
-            uint64_t start = from, ac_at;
-            int diff;
-            if (!skip_block(&dc[j], &ac[j], u, &from, &diff, &ac_at) || from > to)
-                goto bad;
-            if (b) {
-                copy_bits(o, &at, u, start, from);
-                continue;
+    uint64_t at = 0;
+    int have[4] = {0};  /* the cut's DC predictors */
+    for (int r = r0; r < r1; r++) {
+        const unsigned char *e0 = entries + ((size_t)r * nseg + c0) * es;
+        const unsigned char *e1 = entries + ((size_t)r * nseg + c1) * es;
+        size_t b0 = get32(e0), span = get32(e1) - b0 + (e1[4] > 0), stop;
+        size_t n = unstuff(buf, len, s.data + b0, s.data + b0 + span, u, &stop, NULL, NULL);
+        *why = "the entry index does not match the JPEG's data";
+        if (stop < s.data + b0 + span)
+            goto bad;  /* a marker inside the segments */
+        uint64_t from = e0[4], to = (uint64_t)(n - (e1[4] > 0)) * 8 + e1[4];
+        if (to < from)
+            goto bad;
+        for (int j = 0; j < s.ncomp; j++) {
+            int pred = (int16_t)(e0[5 + 2 * j] | e0[6 + 2 * j] << 8);
+            for (int b = 0; b < s.h[j] * s.v[j]; b++) {
+                uint64_t start = from, ac_at;
+                int diff;
+                *why = "the entry index does not match the JPEG's data";
+                if (!skip_block(&dc[j], &ac[j], u, &from, &diff, &ac_at) || from > to)
+                    goto bad;
+                if (b) {
+                    copy_bits(o, &at, u, start, from);
+                    continue;
+                }
+                int v = pred + diff - have[j], a = v < 0 ? -v : v, cat = 0;
+                while (a >> cat)
+                    cat++;
+                *why = "the DC table has no code for a difference the cut needs";
+                if (cat > 11 || !enc[j]->size[cat])
+                    goto bad;
+                put_bits(o, &at, enc[j]->code[cat], enc[j]->size[cat]);
+                put_bits(o, &at, (uint64_t)(v < 0 ? v - 1 : v) & ((1u << cat) - 1), cat);
+                copy_bits(o, &at, u, ac_at, from);
             }
-            int v = pred + diff, a = v < 0 ? -v : v, cat = 0;
-            while (a >> cat)
-                cat++;
-            *why = "the DC table has no code for a window's first DC value";
-            if (cat > 11 || !dc[j].size[cat])
-                goto bad;
-            put_bits(o, &at, dc[j].code[cat], dc[j].size[cat]);
-            put_bits(o, &at, (uint64_t)(v < 0 ? v - 1 : v) & ((1u << cat) - 1), cat);
-            copy_bits(o, &at, u, ac_at, from);
-            *why = "the entry index does not match the JPEG's data";
+            have[j] = (int16_t)(e1[5 + 2 * j] | e1[6 + 2 * j] << 8);
         }
+        copy_bits(o, &at, u, from, to);
     }
-    copy_bits(o, &at, u, from, to);
     if (at & 7)  /* pad the last byte with ones */
         put_bits(o, &at, (1u << (8 - (at & 7))) - 1, (int)(8 - (at & 7)));
     size_t nbytes = (size_t)(at >> 3);
-    dst = malloc(s.data + 2 * nbytes + 2);
+    dst = malloc(s.data + dht_len + 2 * nbytes + 2);
     *why = "out of memory";
     if (!dst)
         goto bad;
-    memcpy(dst, buf, s.data);
+    memcpy(dst, buf, s.sos);
+    memcpy(dst + s.sos, dht, dht_len);
+    memcpy(dst + s.sos + dht_len, buf + s.sos, s.data - s.sos);
     int h = (r1 * s.mcu_h < s.height ? r1 * s.mcu_h : s.height) - r0 * s.mcu_h;
+    int w = (c1 * seg_w < s.width ? c1 * seg_w : s.width) - c0 * seg_w;
     dst[s.sof + 5] = (unsigned char)(h >> 8);
     dst[s.sof + 6] = (unsigned char)h;
-    size_t q = s.data;
+    dst[s.sof + 7] = (unsigned char)(w >> 8);
+    dst[s.sof + 8] = (unsigned char)w;
+    size_t q = s.data + dht_len;
     for (size_t p = 0; p < nbytes;) {  /* stuff a zero after every 0xFF */
         const unsigned char *f = memchr(o + p, 0xFF, nbytes - p);
         size_t z = f ? (size_t)(f - o) + 1 : nbytes;
@@ -710,6 +828,7 @@ static size_t cut_rows(const unsigned char *buf, size_t len, const unsigned char
     free(o);
     *out = dst;
     *oy = r0 * s.mcu_h;
+    *ox = c0 * seg_w;
     return q;
 bad:
     free(u);
@@ -725,8 +844,8 @@ PyDoc_STRVAR(decode_window_doc,
 "``height * width * 3`` bytes, row-major; ``left <= x0`` because columns are cut on iMCU\n"
 "boundaries. ``fast``: libjpeg-turbo's fast integer IDCT and plain chroma upsampling.\n"
 "A JPEG with restart markers on MCU-row-aligned segments (see add_restarts) is decoded from\n"
-"the window's segments only; one with its ``index`` (see index_jpeg) from the window's MCU\n"
-"rows only (see cut_rows; an index that does not fit is ignored).");
+"the window's segments only; one with its ``index`` (see index_jpeg) from the indexed\n"
+"segments that hold it (see cut_index; an index that does not fit is ignored).");
 
 /* decode_buffer's result for a cut whose first pixel is (oy, ox) of the original (scaled). */
 static PyObject *shift_result(PyObject *res, int oy, int ox) {
@@ -759,8 +878,8 @@ static PyObject *decode_window(PyObject *self, PyObject *args) {
                             &cut, &oy, &ox);
     else if (ok_denom && index.buf) {
         const char *why;
-        cut_len = cut_rows(buf, len, (const unsigned char *)index.buf, (size_t)index.len, ty0,
-                           ty1, &cut, &oy, &why);
+        cut_len = cut_index(buf, len, (const unsigned char *)index.buf, (size_t)index.len, ty0,
+                            ty1, (x0 < 0 ? 0 : x0) * denom, x1 * denom, &cut, &oy, &ox, &why);
     }
     PyObject *res;
     if (cut_len) {  /* MCU sizes are multiples of 8, so the cut's origin scales exactly */
@@ -782,9 +901,10 @@ PyDoc_STRVAR(index_jpeg_doc,
 "index_jpeg(data) -> bytes | None\n\n"
 "The entry-point index of an 8-bit baseline or extended sequential Huffman JPEG of one\n"
 "interleaved scan (gray or 3 components, any chroma subsampling) without restart markers:\n"
-"for each MCU row, where its codes start in the entropy-coded data and each component's DC\n"
-"predictor there (about 11 bytes a row with colour; the format is this module's own). None for\n"
-"other JPEGs, or codes that do not decode to the MCUs the header promises.");
+"for each MCU row, cut in segments of about 64 pixels, where each segment's codes start in\n"
+"the entropy-coded data and each component's DC predictor there (11 bytes a segment with\n"
+"colour; the format is this module's own). None for other JPEGs, or codes that do not\n"
+"decode to the MCUs the header promises.");
 
 static PyObject *index_jpeg(PyObject *self, PyObject *args) {
     Py_buffer data;
@@ -803,31 +923,32 @@ static PyObject *index_jpeg(PyObject *self, PyObject *args) {
     return res;
 }
 
-PyDoc_STRVAR(cut_rows_doc,
-"cut_rows(data, index, y0, y1) -> (jpeg, top)\n\n"
-"The JPEG of the MCU rows that hold rows [y0, y1) (original pixels) of a JPEG with its\n"
-"index (see index_jpeg), and the original row of its first pixel: it decodes to exactly those\n"
-"rows of the whole image, but for chroma upsampling at its top and bottom. ValueError says\n"
-"why when the index does not fit the JPEG or a DC value has no code in its table.");
+PyDoc_STRVAR(cut_index_doc,
+"cut_index(data, index, y0, y1, x0, x1) -> (jpeg, top, left)\n\n"
+"The JPEG of the indexed segments (MCU rows cut about every 64 pixels) that hold rows\n"
+"[y0, y1) and columns [x0, x1) (original pixels) of a JPEG with its index (see index_jpeg),\n"
+"and the original (row, column) of its first pixel: it decodes to exactly those pixels of the\n"
+"whole image, but for smooth chroma upsampling at its edges. ValueError says why when the\n"
+"index does not fit the JPEG or a DC difference has no code in its table.");
 
-static PyObject *cut_rows_py(PyObject *self, PyObject *args) {
+static PyObject *cut_index_py(PyObject *self, PyObject *args) {
     Py_buffer data, index;
-    int y0, y1;
-    if (!PyArg_ParseTuple(args, "y*y*ii", &data, &index, &y0, &y1))
+    int y0, y1, x0, x1;
+    if (!PyArg_ParseTuple(args, "y*y*iiii", &data, &index, &y0, &y1, &x0, &x1))
         return NULL;
     unsigned char *cut = NULL;
-    int oy = 0;
+    int oy = 0, ox = 0;
     const char *why = "";
-    size_t n = cut_rows((const unsigned char *)data.buf, (size_t)data.len,
-                        (const unsigned char *)index.buf, (size_t)index.len, y0, y1, &cut, &oy,
-                        &why);
+    size_t n = cut_index((const unsigned char *)data.buf, (size_t)data.len,
+                         (const unsigned char *)index.buf, (size_t)index.len, y0, y1, x0, x1,
+                         &cut, &oy, &ox, &why);
     PyBuffer_Release(&data);
     PyBuffer_Release(&index);
     if (!n) {
-        PyErr_Format(PyExc_ValueError, "cannot cut the JPEG's rows: %s", why);
+        PyErr_Format(PyExc_ValueError, "cannot cut the JPEG: %s", why);
         return NULL;
     }
-    PyObject *res = Py_BuildValue("(y#i)", (const char *)cut, (Py_ssize_t)n, oy);
+    PyObject *res = Py_BuildValue("(y#ii)", (const char *)cut, (Py_ssize_t)n, oy, ox);
     free(cut);
     return res;
 }
@@ -918,7 +1039,7 @@ static PyMethodDef methods[] = {
     {"decode_window", decode_window, METH_VARARGS, decode_window_doc},
     {"add_restarts", add_restarts, METH_VARARGS, add_restarts_doc},
     {"index_jpeg", index_jpeg, METH_VARARGS, index_jpeg_doc},
-    {"cut_rows", cut_rows_py, METH_VARARGS, cut_rows_doc},
+    {"cut_index", cut_index_py, METH_VARARGS, cut_index_doc},
     {NULL, NULL, 0, NULL},
 };
 

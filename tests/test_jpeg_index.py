@@ -27,15 +27,16 @@ def _windows(rng, h, w, n):
     return out + [(0, 9, 0, 11), (h - 3, h, w - 5, w), (h // 2, h // 2 + 1, 0, w), (0, h, 0, w)]
 
 
-def _check_cut(data, index, y0, y1):
-    """The cut of rows [y0, y1) is a JPEG of its own (another decoder reads it, strictly)
-    whose rows are the whole image's (plain upsampling reads no neighbour row)."""
-    cut, top = images._jpegwindow.cut_rows(data, index, y0, y1)
+def _check_cut(data, index, y0, y1, x0, x1):
+    """The cut of rows [y0, y1), columns [x0, x1) is a JPEG of its own (another decoder reads
+    it, strictly) whose pixels are the whole image's (plain upsampling reads no neighbour)."""
+    cut, top, left = images._jpegwindow.cut_index(data, index, y0, y1, x0, x1)
     whole = _whole(data, 1, True)
     px = simplejpeg.decode_jpeg(cut, colorspace="RGB", fastdct=True, fastupsample=True,
                                 strict=True)
     assert top <= max(y0, 0) and top + px.shape[0] >= min(y1, whole.shape[0])
-    np.testing.assert_array_equal(px, whole[top:top + px.shape[0]])
+    assert left <= max(x0, 0) and left + px.shape[1] >= min(x1, whole.shape[1])
+    np.testing.assert_array_equal(px, whole[top:top + px.shape[0], left:left + px.shape[1]])
     return cut
 
 
@@ -59,14 +60,15 @@ def test_real_jpeg_windows_from_their_rows_equal_a_whole_decode(fast):
     rng = np.random.default_rng(11)
     for data in _real_jpegs():
         index = images.jpeg_entry_index(data)
-        assert index is not None and len(index) < 1200  # a few hundred bytes
+        assert index is not None and len(index) < 0.1 * len(data)  # 11 bytes per 64x16 pixels
         h, w = simplejpeg.decode_jpeg_header(data)[:2]
         for reduce in (1, 2, 4, 8):
             for window in _windows(rng, h, w, 4):
                 _check_window(data, window, reduce, fast, index)
-        y0 = int(rng.integers(0, h))
-        cut = _check_cut(data, index, y0, y0 + 40)
-        assert len(cut) < len(data) * 0.6  # two or three MCU rows, not the image
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        cut = _check_cut(data, index, y0, y0 + 40, x0, x0 + 100)
+        assert len(cut) < len(data) * 0.3  # a few segments of two or three MCU rows
+        _check_cut(data, index, 0, h, 0, w)
 
 
 @pytest.mark.realdata
@@ -101,26 +103,64 @@ def test_written_jpegs_of_each_sampling_decode_windows_from_their_rows(layout):
     index = images.jpeg_entry_index(data)
     assert index is not None
     mcu_h = 16 if layout in ("420", "optimized", "odd") else 8
-    assert int.from_bytes(index[18:20], "big") == -(-h // mcu_h)  # an entry per MCU row
+    seg = 64  # pixels per segment: 4 MCUs of 16, 8 of 8
+    assert int.from_bytes(index[18:20], "big") == -(-h // mcu_h)  # MCU rows
+    entries = (len(index) - 24) // (11 if layout != "gray" else 7)
+    assert entries == -(-h // mcu_h) * -(-w // seg) + 1  # a segment's and the data's end
     for reduce in (1, 2, 4, 8):
         for fast in (True, False):
             for window in _windows(rng, h, w, 6):
                 _check_window(data, window, reduce, fast, index)
     for y0 in range(0, h, 5):
-        _check_cut(data, index, y0, y0 + 7)
+        _check_cut(data, index, y0, y0 + 7, 0, w)
+        x0 = int(rng.integers(-3, w))
+        _check_cut(data, index, y0, y0 + 30, x0, x0 + int(rng.integers(1, 90)))
 
 
-def test_a_dc_value_the_optimised_table_cannot_code_falls_back_to_partial_decoding():
+def _dc_table(data: bytes) -> tuple[int, int, list[int], list[int]]:
+    """``(offset, length, counts, symbols)`` of the DHT segment defining DC table 0 alone."""
+    i = 2
+    while data[i + 1] != 0xDA:
+        n = int.from_bytes(data[i + 2:i + 4], "big")
+        if data[i + 1] == 0xC4 and data[i + 4] == 0x00:
+            counts = list(data[i + 5:i + 21])
+            assert n == 2 + 17 + sum(counts)  # PIL writes a segment per table
+            return i, 2 + n, counts, list(data[i + 21:i + 21 + sum(counts)])
+        i += 2 + n
+    raise AssertionError("no DC table 0")
+
+
+def test_dc_differences_an_optimised_table_lacks_get_codes_of_their_own():
     # gray MCU rows a little brighter each: every DC difference is small, so the optimised
-    # table codes no large category, but the DC values of the bottom rows are large
-    img = np.repeat(np.arange(128, 256, 8, dtype=np.uint8), 8)[:, None].repeat(64, 1)
+    # table codes no large category, but a cut's first DC values (against 0) are large
+    img = np.repeat(np.arange(128, 256, 8, dtype=np.uint8), 8)[:, None].repeat(128, 1)
     data = _encode(np.ascontiguousarray(img), optimize=True)
+    counts, symbols = _dc_table(data)[2:]
+    assert max(symbols) < 8 and sum(counts) < 12
     index = images.jpeg_entry_index(data)
-    _check_cut(data, index, 0, 8)  # the first row's DC needs no new code
-    with pytest.raises(ValueError, match="no code"):
-        images._jpegwindow.cut_rows(data, index, 120, 128)
+    _check_cut(data, index, 0, 8, 0, 64)  # the first row's DC needs no new code
+    cut = _check_cut(data, index, 120, 128, 64, 128)  # it does: a DC table defined again
+    assert cut.count(b"\xff\xc4") == data.count(b"\xff\xc4") + 1
     for fast in (True, False):
-        _check_window(data, (120, 128, 0, 64), 1, fast, index)
+        _check_window(data, (120, 128, 64, 128), 1, fast, index)
+
+    # the same JPEG with its DC table's free code space taken, down to 16 bits, by a
+    # category it never uses (the same codes for the others: the same pixels): no room for
+    # the missing ones, so a window needing a large category is decoded the other way
+    at, n, counts, symbols = _dc_table(data)
+    longest = max(l for l in range(16) if counts[l]) + 1  # bits
+    free = 2 ** longest - sum(k << (longest - l - 1) for l, k in enumerate(counts[:longest]))
+    assert free == 1  # the all-ones code, which no table may use
+    counts[longest:] = [1] * (16 - longest)
+    table = bytes([0]) + bytes(counts) + bytes(symbols + [15] * (16 - longest))
+    full = data[:at] + b"\xff\xc4" + (2 + len(table)).to_bytes(2, "big") + table + data[at + n:]
+    np.testing.assert_array_equal(_whole(full, 1, False), _whole(data, 1, False))
+    index = images.jpeg_entry_index(full)
+    _check_cut(full, index, 0, 8, 0, 64)
+    with pytest.raises(ValueError, match="no code"):
+        images._jpegwindow.cut_index(full, index, 120, 128, 64, 128)
+    for fast in (True, False):
+        _check_window(full, (120, 128, 64, 128), 1, fast, index)
 
 
 @pytest.mark.parametrize("kw", [dict(progressive=True), dict(restart_marker_blocks=3),
@@ -147,7 +187,7 @@ def test_a_corrupt_or_foreign_index_falls_back_to_the_same_pixels():
         bad.append(bytes(flipped))
     for b in bad:
         with pytest.raises(ValueError, match="index"):
-            images._jpegwindow.cut_rows(data, b, 40, 60)
+            images._jpegwindow.cut_index(data, b, 40, 60, 10, 100)
         y0 = int(rng.integers(0, 90))
         _check_window(data, (y0, y0 + 20, 30, 90), 1, bool(rng.integers(2)), b)
 
