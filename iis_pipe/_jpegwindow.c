@@ -532,70 +532,122 @@ static uint32_t fnv1a(const unsigned char *p, size_t n) {
     return h;
 }
 
-static size_t entry_size(int ncomp) { return 5 + 2 * (size_t)ncomp; }
+/* An entry point: the byte of the (stuffed) entropy-coded data, counted from its start, the
+ * bit in it, and each component's DC predictor there. */
+typedef struct {
+    uint32_t byte;
+    int bit, pred[4];
+} entry_t;
 
 /* MCUs per indexed segment of a row: about 64 pixels, the restart segments' width. */
 static int seg_mcus(const seq_t *s) { return s->mcu_w >= 64 ? 1 : 64 / s->mcu_w; }
 
-static void put_entry(unsigned char *e, size_t byte, uint64_t bit, const int *pred, int ncomp) {
-    put32(e, (uint32_t)byte);
-    e[4] = (unsigned char)bit;
-    for (int j = 0; j < ncomp; j++) {
-        e[5 + 2 * j] = (unsigned char)(pred[j] & 0xFF);
-        e[6 + 2 * j] = (unsigned char)((pred[j] >> 8) & 0xFF);
+static unsigned char *put_varint(unsigned char *p, uint64_t v) {
+    for (; v >= 0x80; v >>= 7)
+        *p++ = (unsigned char)(v | 0x80);
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+/* 0 past ``end`` or beyond 35 bits */
+static const unsigned char *get_varint(const unsigned char *p, const unsigned char *end,
+                                       uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; p < end && shift < 35; shift += 7) {
+        *v |= (uint64_t)(*p & 0x7F) << shift;
+        if (!(*p++ & 0x80))
+            return p;
     }
+    return NULL;
+}
+
+static uint64_t zigzag(int v) { return v < 0 ? ((uint64_t)(-(int64_t)v) << 1) - 1 : (uint64_t)v << 1; }
+
+/* ``n`` entries coded as from ``put_entries``, or 0 when the bytes are not exactly that. */
+static int get_entries(const unsigned char *p, const unsigned char *end, size_t n, int ncomp,
+                       entry_t *e) {
+    uint64_t pos = 0;
+    int pred[4] = {0};
+    for (size_t k = 0; k < n; k++) {
+        uint64_t v;
+        if (!(p = get_varint(p, end, &v)))
+            return 0;
+        pos += v;
+        if (pos >> 35)
+            return 0;
+        e[k].byte = (uint32_t)(pos >> 3);
+        e[k].bit = (int)(pos & 7);
+        for (int j = 0; j < ncomp; j++) {
+            if (!(p = get_varint(p, end, &v)))
+                return 0;
+            pred[j] += v & 1 ? -(int)((v + 1) >> 1) : (int)(v >> 1);
+            if (pred[j] < -32768 || pred[j] > 32767)
+                return 0;
+            e[k].pred[j] = pred[j];
+        }
+    }
+    return p == end;
 }
 
 /* The index of ``buf`` (malloc'd, its length in ``*out_len``), or NULL when the JPEG is not
  * one ``parse_seq`` accepts or its codes do not decode to the MCUs its header promises.
- * Layout (little-endian): "JIX1", the JPEG's length, its entropy-coded data's offset (u32),
- * width, height (u16, big-endian as in SOF), components, MCUs per segment (u8), MCU rows
- * (u16, big-endian); then an entry per segment of every MCU row in scan order and one for the
- * data's end: the segment's first byte relative to the data (u32), the bit in it (u8), each
- * component's DC predictor there (i16); then FNV-1a of all that (u32). */
+ * Layout: "JIX1", the JPEG's length and its entropy-coded data's offset (u32, little-endian),
+ * width, height (u16, big-endian as in SOF), components, MCUs per segment (u8), MCU rows (u16,
+ * big-endian); then an entry for each segment of every MCU row in scan order and one for the
+ * data's end, each as varints (7 bits a byte, low first) of its increase over the previous
+ * entry (the first over 0): the position in bits (8 per stuffed byte), then each component's
+ * DC predictor (zigzag: 0, -1, 1, -2, ...); then FNV-1a of all that (u32, little-endian). */
 static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *out_len) {
     seq_t s;
     huff_t dc[4], ac[4];
     if (!parse_seq(buf, len, &s) || len > 0xFFFFFFFFu || !seq_tables(&s, dc, ac))
         return NULL;
     int k_seg = seg_mcus(&s), nseg = (s.per_row + k_seg - 1) / k_seg;
-    size_t room = len - s.data, es = entry_size(s.ncomp);
-    size_t n_idx = JIX_HEAD + ((size_t)s.rows * nseg + 1) * es + 4;
-    unsigned char *u = malloc(room + 8), *idx = malloc(n_idx);
+    size_t room = len - s.data, count = (size_t)s.rows * nseg + 1;
+    unsigned char *u = malloc(room + 8), *idx = malloc(JIX_HEAD + count * 5 * (1 + s.ncomp) + 4);
     size_t *stuffed = malloc(sizeof(size_t) * (room / 2 + 1));
-    if (!u || !idx || !stuffed)
+    entry_t *entries = malloc(sizeof(entry_t) * count);
+    if (!u || !idx || !stuffed || !entries)
         goto bad;
     size_t end, n_stuffed;
     size_t n = unstuff(buf, len, s.data, len, u, &end, stuffed, &n_stuffed);
     uint64_t pos = 0, total = (uint64_t)n * 8;
     int pred[4] = {0};
-    unsigned char *e = idx + JIX_HEAD;
-    size_t k = 0;  /* stuffed bytes before the entry's byte */
-    for (int r = 0; r < s.rows; r++)
-        for (int m = 0; m < s.per_row; m++) {
+    size_t k = 0, at = 0;  /* k: stuffed bytes before the entry's byte */
+    for (int r = 0; r <= s.rows; r++)
+        for (int m = 0; m < (r < s.rows ? s.per_row : 1); m++) {
             if (m % k_seg == 0) {
                 size_t ub = (size_t)(pos >> 3);
                 while (k < n_stuffed && stuffed[k] < ub)
                     k++;
-                put_entry(e, ub + k, pos & 7, pred, s.ncomp);
-                e += es;
+                entries[at].byte = (uint32_t)(ub + k);
+                entries[at].bit = (int)(pos & 7);
+                memcpy(entries[at++].pred, pred, sizeof(pred));
             }
+            if (r == s.rows)
+                break;
             for (int j = 0; j < s.ncomp; j++)
                 for (int b = 0; b < s.h[j] * s.v[j]; b++) {
                     int diff;
-                    uint64_t at;
-                    if (!skip_block(&dc[j], &ac[j], u, &pos, &diff, &at) || pos > total)
+                    uint64_t ac_at;
+                    if (!skip_block(&dc[j], &ac[j], u, &pos, &diff, &ac_at) || pos > total)
                         goto bad;
                     pred[j] += diff;
                     if (pred[j] < -32768 || pred[j] > 32767)
                         goto bad;
                 }
         }
-    {
-        size_t ub = (size_t)(pos >> 3);
-        while (k < n_stuffed && stuffed[k] < ub)
-            k++;
-        put_entry(e, ub + k, pos & 7, pred, s.ncomp);
+    unsigned char *p = idx + JIX_HEAD;
+    uint64_t last = 0;
+    int prev[4] = {0};
+    for (size_t i = 0; i < count; i++) {
+        uint64_t bits = (uint64_t)entries[i].byte * 8 + (uint64_t)entries[i].bit;
+        p = put_varint(p, bits - last);
+        last = bits;
+        for (int j = 0; j < s.ncomp; j++) {
+            p = put_varint(p, zigzag(entries[i].pred[j] - prev[j]));
+            prev[j] = entries[i].pred[j];
+        }
     }
     memcpy(idx, JIX_MAGIC, 4);
     put32(idx + 4, (uint32_t)len);
@@ -608,15 +660,18 @@ static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *
     idx[17] = (unsigned char)k_seg;
     idx[18] = (unsigned char)(s.rows >> 8);
     idx[19] = (unsigned char)s.rows;
-    put32(idx + n_idx - 4, fnv1a(idx, n_idx - 4));
+    size_t n_idx = (size_t)(p - idx) + 4;
+    put32(p, fnv1a(idx, n_idx - 4));
     free(u);
     free(stuffed);
+    free(entries);
     *out_len = n_idx;
     return idx;
 bad:
     free(u);
     free(idx);
     free(stuffed);
+    free(entries);
     return NULL;
 }
 
@@ -682,10 +737,9 @@ static size_t cut_index(const unsigned char *buf, size_t len, const unsigned cha
     *why = "the JPEG is not an indexable sequential JPEG";
     if (!parse_seq(buf, len, &s))
         return 0;
-    size_t es = entry_size(s.ncomp);
     int k_seg = seg_mcus(&s), nseg = (s.per_row + k_seg - 1) / k_seg, seg_w = k_seg * s.mcu_w;
     *why = "the entry index does not belong to this JPEG (or is corrupt)";
-    if (idx_len != JIX_HEAD + ((size_t)s.rows * nseg + 1) * es + 4 ||
+    if (idx_len < JIX_HEAD + 4 ||
         memcmp(idx, JIX_MAGIC, 4) || get32(idx + idx_len - 4) != fnv1a(idx, idx_len - 4) ||
         get32(idx + 4) != len || get32(idx + 8) != s.data ||
         read16(idx + 12) != (unsigned)s.width || read16(idx + 14) != (unsigned)s.height ||
@@ -735,43 +789,44 @@ static size_t cut_index(const unsigned char *buf, size_t len, const unsigned cha
     *why = "empty window";
     if (r0 >= r1 || c0 >= c1)
         return 0;
-    const unsigned char *entries = idx + JIX_HEAD;
-    size_t room = 0, data_len = len - s.data;
+    size_t count = (size_t)s.rows * nseg + 1;
+    entry_t *entries = malloc(sizeof(entry_t) * count);
+    unsigned char *u = NULL, *o = NULL, *dst = NULL;
+    *why = "out of memory";
+    if (!entries)
+        goto bad;
+    *why = "the entry index does not belong to this JPEG (or is corrupt)";
+    if (!get_entries(idx + JIX_HEAD, idx + idx_len - 4, count, s.ncomp, entries))
+        goto bad;
+    size_t room = 0, max_span = 0, data_len = len - s.data;
     *why = "the entry index points outside the JPEG's data";
     for (int r = r0; r < r1; r++) {
-        const unsigned char *e0 = entries + ((size_t)r * nseg + c0) * es;
-        const unsigned char *e1 = entries + ((size_t)r * nseg + c1) * es;
-        size_t b0 = get32(e0), b1 = get32(e1);
-        if (b0 > b1 || e0[4] > 7 || e1[4] > 7 || b1 + (e1[4] > 0) > data_len)
-            return 0;
-        room += b1 - b0 + 1;
-    }
-    size_t max_span = 0;
-    for (int r = r0; r < r1; r++) {
-        size_t span = get32(entries + ((size_t)r * nseg + c1) * es) + 1 -
-                      get32(entries + ((size_t)r * nseg + c0) * es);
+        const entry_t *e0 = &entries[(size_t)r * nseg + c0], *e1 = &entries[(size_t)r * nseg + c1];
+        if (e0->byte > e1->byte || e1->byte + (e1->bit > 0) > data_len)
+            goto bad;
+        size_t span = e1->byte - e0->byte + 1;
+        room += span;
         max_span = span > max_span ? span : max_span;
     }
-    unsigned char *u = malloc(max_span + 8), *o = calloc(room + 16 * (size_t)(r1 - r0) + 64, 1);
-    unsigned char *dst = NULL;
+    u = malloc(max_span + 8);
+    o = calloc(room + 16 * (size_t)(r1 - r0) + 64, 1);
     *why = "out of memory";
     if (!u || !o)
         goto bad;
     uint64_t at = 0;
     int have[4] = {0};  /* the cut's DC predictors */
     for (int r = r0; r < r1; r++) {
-        const unsigned char *e0 = entries + ((size_t)r * nseg + c0) * es;
-        const unsigned char *e1 = entries + ((size_t)r * nseg + c1) * es;
-        size_t b0 = get32(e0), span = get32(e1) - b0 + (e1[4] > 0), stop;
+        const entry_t *e0 = &entries[(size_t)r * nseg + c0], *e1 = &entries[(size_t)r * nseg + c1];
+        size_t b0 = e0->byte, span = e1->byte - b0 + (e1->bit > 0), stop;
         size_t n = unstuff(buf, len, s.data + b0, s.data + b0 + span, u, &stop, NULL, NULL);
         *why = "the entry index does not match the JPEG's data";
         if (stop < s.data + b0 + span)
             goto bad;  /* a marker inside the segments */
-        uint64_t from = e0[4], to = (uint64_t)(n - (e1[4] > 0)) * 8 + e1[4];
+        uint64_t from = (uint64_t)e0->bit, to = (uint64_t)(n - (e1->bit > 0)) * 8 + (uint64_t)e1->bit;
         if (to < from)
             goto bad;
         for (int j = 0; j < s.ncomp; j++) {
-            int pred = (int16_t)(e0[5 + 2 * j] | e0[6 + 2 * j] << 8);
+            int pred = e0->pred[j];
             for (int b = 0; b < s.h[j] * s.v[j]; b++) {
                 uint64_t start = from, ac_at;
                 int diff;
@@ -792,7 +847,7 @@ static size_t cut_index(const unsigned char *buf, size_t len, const unsigned cha
                 put_bits(o, &at, (uint64_t)(v < 0 ? v - 1 : v) & ((1u << cat) - 1), cat);
                 copy_bits(o, &at, u, ac_at, from);
             }
-            have[j] = (int16_t)(e1[5 + 2 * j] | e1[6 + 2 * j] << 8);
+            have[j] = e1->pred[j];
         }
         copy_bits(o, &at, u, from, to);
     }
@@ -824,6 +879,7 @@ static size_t cut_index(const unsigned char *buf, size_t len, const unsigned cha
     }
     dst[q++] = 0xFF;
     dst[q++] = 0xD9;
+    free(entries);
     free(u);
     free(o);
     *out = dst;
@@ -831,6 +887,7 @@ static size_t cut_index(const unsigned char *buf, size_t len, const unsigned cha
     *ox = c0 * seg_w;
     return q;
 bad:
+    free(entries);
     free(u);
     free(o);
     return 0;
@@ -902,9 +959,9 @@ PyDoc_STRVAR(index_jpeg_doc,
 "The entry-point index of an 8-bit baseline or extended sequential Huffman JPEG of one\n"
 "interleaved scan (gray or 3 components, any chroma subsampling) without restart markers:\n"
 "for each MCU row, cut in segments of about 64 pixels, where each segment's codes start in\n"
-"the entropy-coded data and each component's DC predictor there (11 bytes a segment with\n"
-"colour; the format is this module's own). None for other JPEGs, or codes that do not\n"
-"decode to the MCUs the header promises.");
+"the entropy-coded data and each component's DC predictor there (varints of the increases,\n"
+"5-6 bytes a segment with colour; the format is this module's own). None for other JPEGs,\n"
+"or codes that do not decode to the MCUs the header promises.");
 
 static PyObject *index_jpeg(PyObject *self, PyObject *args) {
     Py_buffer data;
