@@ -102,7 +102,8 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
     b = res.bytes
     click.echo(f"{res.out}: {res.records} records, {res.regions} regions, {res.rejects} rejected "
                f"of {res.inputs} inputs, {res.shards} shards")
-    click.echo(f"bytes: images {b['image']:,}  regions {b['regions']:,}  ignore {b['ignore']:,}  "
+    click.echo(f"bytes: images {b['image']:,}  JPEG index {b['jpeg_index']:,}  "
+               f"regions {b['regions']:,}  ignore {b['ignore']:,}  "
                f"distances {b['dt']:,} ({b['dt'] / max(b['image'], 1):.2f}x images)  "
                f"total {b['total']:,}")
     click.echo(f"{res.processed} images in {res.seconds:.1f} s: {res.images_per_s:.1f} images/s")

@@ -385,6 +385,8 @@ static int parse_seq(const unsigned char *buf, size_t len, seq_t *s) {
 
 typedef struct {
     unsigned short look[1 << LOOK]; /* code length << 8 | symbol; 0: a longer code */
+    unsigned short skip[1 << LOOK]; /* AC: bits of code and value << 8 | coefficients they
+                                     * cover (0x80: end of block); 0: more than LOOK bits */
     int maxcode[17], valoff[17];    /* canonical decoding of codes longer than LOOK */
     unsigned char sym[256];
     unsigned short code[256];       /* encoding: each symbol's code and its length (0: none) */
@@ -396,6 +398,7 @@ static int huff_build(huff_t *t, const unsigned char *def) {
     unsigned code = 0;
     int k = 0;
     memset(t->look, 0, sizeof(t->look));
+    memset(t->skip, 0, sizeof(t->skip));
     memset(t->size, 0, sizeof(t->size));
     for (int l = 1; l <= 16; l++) {
         int n = def[l - 1];
@@ -405,9 +408,13 @@ static int huff_build(huff_t *t, const unsigned char *def) {
             t->sym[k] = sym;
             t->code[sym] = (unsigned short)code;
             t->size[sym] = (unsigned char)l;
+            int z = sym & 15, covers = z ? (sym >> 4) + 1 : sym == 0xF0 ? 16 : 0x80;
             if (l <= LOOK)
-                for (unsigned f = 0; f < 1u << (LOOK - l); f++)
+                for (unsigned f = 0; f < 1u << (LOOK - l); f++) {
                     t->look[(code << (LOOK - l)) | f] = (unsigned short)(l << 8 | sym);
+                    if (l + z <= LOOK)
+                        t->skip[(code << (LOOK - l)) | f] = (unsigned short)((l + z) << 8 | covers);
+                }
         }
         t->maxcode[l] = n ? (int)code - 1 : -1;
         if (code >= (1u << l))
@@ -425,48 +432,89 @@ static inline uint64_t peek64(const unsigned char *u, uint64_t pos) {
     return __builtin_bswap64(w) << (pos & 7);  /* at least 57 valid bits */
 }
 
-static inline int huff_decode(const huff_t *t, const unsigned char *u, uint64_t *pos) {
-    uint64_t w = peek64(u, *pos);
-    unsigned e = t->look[w >> (64 - LOOK)];
+/* A reader of those bits: ``acc`` holds the ``n`` bits from ``pos`` on, first at the top, and
+ * is reloaded when fewer than a code and its value (27 bits) are left, so that each code costs
+ * a table look-up and a shift, not a load from memory. */
+typedef struct {
+    const unsigned char *u;
+    uint64_t pos, acc;
+    int n;
+} bits_t;
+
+static inline void bits_at(bits_t *b, const unsigned char *u, uint64_t pos) {
+    b->u = u;
+    b->pos = pos;
+    b->acc = peek64(u, pos);
+    b->n = 57;
+}
+
+static inline void bits_fill(bits_t *b) {
+    if (b->n < 27) {
+        b->acc = peek64(b->u, b->pos);
+        b->n = 57;
+    }
+}
+
+static inline void bits_skip(bits_t *b, int k) {
+    b->acc <<= k;
+    b->n -= k;
+    b->pos += (uint64_t)k;
+}
+
+/* The next symbol (after bits_fill), or -1 for a code the table does not hold. */
+static inline int huff_decode(const huff_t *t, bits_t *b) {
+    unsigned e = t->look[b->acc >> (64 - LOOK)];
     if (e) {
-        *pos += e >> 8;
+        bits_skip(b, (int)(e >> 8));
         return (int)(e & 0xFF);
     }
-    unsigned top = (unsigned)(w >> 48);
+    unsigned top = (unsigned)(b->acc >> 48);
     for (int l = LOOK + 1; l <= 16; l++) {
         int c = (int)(top >> (16 - l));
         if (c <= t->maxcode[l]) {
-            *pos += (uint64_t)l;
+            bits_skip(b, l);
             return t->sym[t->valoff[l] + c];
         }
     }
     return -1;
 }
 
-/* One block's codes from ``*pos``: its DC difference in ``*diff`` and where its AC codes start
- * in ``*ac_at``; 0 on a code the tables do not hold or a run past the block's end. */
-static inline int skip_block(const huff_t *dc, const huff_t *ac, const unsigned char *u,
-                             uint64_t *pos, int *diff, uint64_t *ac_at) {
-    int s = huff_decode(dc, u, pos);
+/* One block's codes: its DC difference in ``*diff`` and where its AC codes start in
+ * ``*ac_at``; 0 on a code the tables do not hold or a run past the block's end. */
+static inline int skip_block(const huff_t *dc, const huff_t *ac, bits_t *b, int *diff,
+                             uint64_t *ac_at) {
+    bits_fill(b);
+    int s = huff_decode(dc, b);
     if (s < 0 || s > 11)
         return 0;
     int d = 0;
     if (s) {
-        d = (int)(peek64(u, *pos) >> (64 - s));
-        *pos += (uint64_t)s;
+        d = (int)(b->acc >> (64 - s));
+        bits_skip(b, s);
         if (d < (1 << (s - 1)))
             d -= (1 << s) - 1;
     }
     *diff = d;
-    *ac_at = *pos;
+    *ac_at = b->pos;
     for (int k = 1; k < 64;) {
-        int rs = huff_decode(ac, u, pos);
+        bits_fill(b);
+        unsigned f = ac->skip[b->acc >> (64 - LOOK)];
+        if (f) {  /* a code and its value within the look-ahead: one step */
+            bits_skip(b, (int)(f >> 8));
+            if (f & 0x80)
+                break;
+            k += (int)(f & 0x7F);
+            if (k > 64)
+                return 0;
+            continue;
+        }
+        int rs = huff_decode(ac, b);
         if (rs < 0)
             return 0;
         int r = rs >> 4, z = rs & 15;
         if (z) {
             k += r + 1;
-            *pos += (uint64_t)z;
+            bits_skip(b, z);
             if (k > 64)
                 return 0;
         } else if (r == 15) {
@@ -611,17 +659,19 @@ static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *
         goto bad;
     size_t end, n_stuffed;
     size_t n = unstuff(buf, len, s.data, len, u, &end, stuffed, &n_stuffed);
-    uint64_t pos = 0, total = (uint64_t)n * 8;
+    uint64_t total = (uint64_t)n * 8;
+    bits_t bits;
+    bits_at(&bits, u, 0);
     int pred[4] = {0};
     size_t k = 0, at = 0;  /* k: stuffed bytes before the entry's byte */
     for (int r = 0; r <= s.rows; r++)
         for (int m = 0; m < (r < s.rows ? s.per_row : 1); m++) {
             if (m % k_seg == 0) {
-                size_t ub = (size_t)(pos >> 3);
+                size_t ub = (size_t)(bits.pos >> 3);
                 while (k < n_stuffed && stuffed[k] < ub)
                     k++;
                 entries[at].byte = (uint32_t)(ub + k);
-                entries[at].bit = (int)(pos & 7);
+                entries[at].bit = (int)(bits.pos & 7);
                 memcpy(entries[at++].pred, pred, sizeof(pred));
             }
             if (r == s.rows)
@@ -630,7 +680,7 @@ static unsigned char *build_index(const unsigned char *buf, size_t len, size_t *
                 for (int b = 0; b < s.h[j] * s.v[j]; b++) {
                     int diff;
                     uint64_t ac_at;
-                    if (!skip_block(&dc[j], &ac[j], u, &pos, &diff, &ac_at) || pos > total)
+                    if (!skip_block(&dc[j], &ac[j], &bits, &diff, &ac_at) || bits.pos > total)
                         goto bad;
                     pred[j] += diff;
                     if (pred[j] < -32768 || pred[j] > 32767)
@@ -825,14 +875,17 @@ static size_t cut_index(const unsigned char *buf, size_t len, const unsigned cha
         uint64_t from = (uint64_t)e0->bit, to = (uint64_t)(n - (e1->bit > 0)) * 8 + (uint64_t)e1->bit;
         if (to < from)
             goto bad;
+        bits_t bits;
+        bits_at(&bits, u, from);
         for (int j = 0; j < s.ncomp; j++) {
             int pred = e0->pred[j];
             for (int b = 0; b < s.h[j] * s.v[j]; b++) {
                 uint64_t start = from, ac_at;
                 int diff;
                 *why = "the entry index does not match the JPEG's data";
-                if (!skip_block(&dc[j], &ac[j], u, &from, &diff, &ac_at) || from > to)
+                if (!skip_block(&dc[j], &ac[j], &bits, &diff, &ac_at) || bits.pos > to)
                     goto bad;
+                from = bits.pos;
                 if (b) {
                     copy_bits(o, &at, u, start, from);
                     continue;

@@ -462,6 +462,7 @@ def finish(out: Store, run: dict[str, Any], n_inputs: int, processed: int, secon
     for r in records:
         member_bytes.update(r["member_bytes"])
     byte_sums = {"image": sum(member_bytes[s] for s in schema.IMAGE_SUFFIXES),
+                 "jpeg_index": member_bytes[schema.JPEG_INDEX],
                  "regions": member_bytes[schema.RUNS], "ignore": member_bytes[schema.IGNORE],
                  "dt": member_bytes[schema.DT],
                  "meta": member_bytes[schema.META] + member_bytes[schema.TABLE]
