@@ -220,8 +220,18 @@ def _clear_store(out: Store, overwrite: bool) -> None:
         out.remove(name)
 
 
-def _add(writer: PartWriter, res: dict[str, Any], timings: Counter) -> None:
-    """Put one ``_task`` result into the open part."""
+def _pool(workers: int | None, executor, n: int):
+    """The executor to map ``n`` inputs on: the caller's, else a local pool (one process for a
+    small run: starting worker processes would cost more than they save)."""
+    if executor is not None:
+        return nullcontext(executor)
+    return make_executor(1 if workers is None and n < SMALL_RUN else workers)
+
+
+def _add(writer: PartWriter, res: dict[str, Any], timings: Counter, strict: bool) -> None:
+    """Put one ``_task`` result into the open part (a reject ends a ``strict`` run)."""
+    if strict and "reason" in res:
+        raise PrepareError(f"{res['file']}: {res['reason']} (--strict)")
     if "reason" in res:
         writer.add_reject(res["key"], res["file"], res["reason"], res["input"])
         return
@@ -255,7 +265,7 @@ def write_part(task: PartTask) -> dict[str, Any]:
             if task.strict and "reason" in res:
                 writer.abort()
                 return {"part": task.part, "strict": f"{res['file']}: {res['reason']}"}
-            _add(writer, res, timings)
+            _add(writer, res, timings, strict=False)
         writer.close()
     except BaseException:
         writer.abort()
@@ -363,17 +373,13 @@ def _run_sequential(out: Store, inputs: list, parts: list[dict[str, Any]], fmt: 
     done = {f"item:{r['key']}" for p in parts for r in p["records"]} | {
         r["input"] for p in parts for r in p["rejects"]}
     todo = [it for it in inputs if _input_id(it) not in done]
-    if workers is None and executor is None and len(todo) < SMALL_RUN:
-        workers = 1  # starting worker processes would cost more than they save
     writer = PartWriter(out, first_part=len(parts), max_bytes=shard_size, max_count=shard_count)
     bar = tqdm(total=len(todo), disable=not progress, unit="img", desc=f"prepare {fmt}")
     try:
-        with (make_executor(workers) if executor is None else nullcontext(executor)) as ex:
+        with _pool(workers, executor, len(todo)) as ex:
             tasks = ((it, fmt, params) for it in todo)
             for res in ordered_map(_task, tasks, ex):
-                if strict and "reason" in res:
-                    raise PrepareError(f"{res['file']}: {res['reason']} (--strict)")
-                _add(writer, res, timings)
+                _add(writer, res, timings, strict)
                 bar.update()
         writer.close()
     except BaseException:
@@ -388,21 +394,16 @@ def _run_planned(out: Store, tasks: list[PartTask], workers: int | None, executo
                  timings: Counter) -> None:
     """The planned parts in this process or a local pool: images in parallel, each part
     closed at its last input (the same bytes as ``write_part``)."""
-    n = sum(len(t.items) for t in tasks)
-    if workers is None and executor is None and n < SMALL_RUN:
-        workers = 1
     writer = PartWriter(out, max_bytes=math.inf, max_count=math.inf)
     try:
-        with (make_executor(workers) if executor is None else nullcontext(executor)) as ex:
+        with _pool(workers, executor, sum(len(t.items) for t in tasks)) as ex:
             jobs = ((t, (it, t.fmt, t.params)) for t in tasks for it in t.items)
             current = None
             for task, res in ordered_map(_tagged_task, jobs, ex):
                 if task.part != current:
                     writer.finish_part()
                     writer.part, current = task.part, task.part
-                if task.strict and "reason" in res:
-                    raise PrepareError(f"{res['file']}: {res['reason']} (--strict)")
-                _add(writer, res, timings)
+                _add(writer, res, timings, task.strict)
                 bar.update()
         writer.close()
     except BaseException:
