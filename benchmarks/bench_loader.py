@@ -4,9 +4,9 @@
                                           (IIS_DATA: folder holding DAVIS/)
 
 One core: loader samples/s (in-process, every stage) on two shard layouts, JPEGs stored
-untouched (`prepare`'s default: with their entry-point index, the stream decodes a window's
-MCU rows only; ``--without-index``: also without it, as schema 5 stored them, in the same
-turns) and re-coded with restart markers (`--jpeg-restarts 4`), on
+untouched (`prepare`'s default: with their entry-point index, the stream decodes only the
+index's segments under a window; ``--without-index``: also without it, as schema 5 stored
+them, in the same turns) and re-coded with restart markers (`--jpeg-restarts 4`), on
 dense shards (the first 48 DAVIS JPEGs with ``--objects`` synthetic polygon objects each, as
 ``bench_prepare.py`` writes them, restart markers too), and whole-image decode-only images/s
 of the source JPEG files (simplejpeg), measured in turns (a batch of each loader, then as many

@@ -279,10 +279,12 @@ bad:
  * run of those segments, its bits unstuffed, shifted and stuffed again, the run's first block
  * of each component re-coded with the difference between its DC and the predictor the cut has
  * there (0 at the start, then the DC where the previous row's run ended), so the rest decodes
- * as it did in the whole image. */
+ * as it did in the whole image (a DC table without a code for that difference is extended in
+ * the cut's header, see dc_extended). */
 
 #define JIX_MAGIC "JIX1"
-#define JIX_HEAD 20  /* magic, jpeg length, data offset, width, height, components, rows */
+#define JIX_HEAD 20  /* magic, JPEG length, data offset, width, height, components, segment
+                      * MCUs, rows (see build_index) */
 #define LOOK 9       /* Huffman codes up to this length decode by one table look-up */
 
 typedef struct {

@@ -114,10 +114,11 @@ def add_restart_markers(data: bytes, mcus: int = 4) -> bytes:
 
 
 def jpeg_entry_index(data: bytes) -> bytes | None:
-    """The entry-point index of an untouched JPEG for ``decode_jpeg_window``: for each MCU row,
-    where its codes start and each component's DC predictor there (a few hundred bytes; the
-    ``_jpegwindow`` module's own format). ``None`` for a JPEG it cannot index (progressive,
-    arithmetic, restart markers, several scans, CMYK, not 8-bit) or without the extension.
+    """The entry-point index of an untouched JPEG for ``decode_jpeg_window``: for every
+    64-pixel segment of each MCU row, where its codes start and each component's DC predictor
+    there (about 2 % of the JPEG's bytes; the ``_jpegwindow`` module's own format). ``None``
+    for a JPEG it cannot index (progressive, arithmetic, restart markers, several scans, CMYK,
+    not 8-bit) or without the extension.
     """
     return None if _jpegwindow is None else _jpegwindow.index_jpeg(data)
 
@@ -131,9 +132,9 @@ def decode_jpeg_window(data: bytes, window: Box, reduce: int = 1, fast: bool = T
     to the image), and the original ``(y, x)`` of its first pixel (multiples of ``reduce``).
     The window's pixels equal a whole-image decode's; a few around it may not.
     A JPEG from ``add_restart_markers`` is decoded from the restart segments that hold the
-    window only; one with its ``index`` (``jpeg_entry_index``) from the MCU rows that hold it
-    (an index that does not fit the JPEG, or a first DC value its table cannot code, takes the
-    next way); in others, rows below the window are never decoded, rows above only
+    window only; one with its ``index`` (``jpeg_entry_index``) from the index's segments that
+    hold it (an index that does not fit the JPEG, or a DC difference its table has no room to
+    code, takes the next way); in others, rows below the window are never decoded, rows above only
     entropy-decoded. Without the ``_jpegwindow`` extension (or for a JPEG it cannot read) the
     whole image is decoded.
     ``fast``: fast integer IDCT and plain chroma upsampling.

@@ -1,5 +1,5 @@
-"""Entry-point indexes of untouched JPEGs: a window decoded from its MCU rows only has the
-pixels of the whole image's decode; a bad index falls back, never crashes."""
+"""Entry-point indexes of untouched JPEGs: a window decoded from the index's segments under it
+has the pixels of the whole image's decode; a bad index falls back, never crashes."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _image(rng, h, w, channels=3):
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("fast", [True, False])
-def test_real_jpeg_windows_from_their_rows_equal_a_whole_decode(fast):
+def test_real_jpeg_windows_from_their_segments_equal_a_whole_decode(fast):
     rng = np.random.default_rng(11)
     for data in _real_jpegs():
         index = images.jpeg_entry_index(data)
@@ -72,7 +72,7 @@ def test_real_jpeg_windows_from_their_rows_equal_a_whole_decode(fast):
 
 
 @pytest.mark.realdata
-def test_a_window_decoded_from_its_rows_never_reads_the_data_above():
+def test_a_window_decoded_from_its_segments_never_reads_the_data_above():
     data = _real_jpegs(per_set=1)[-1]  # DAVIS: 854x480
     index = images.jpeg_entry_index(data)
     h, w = simplejpeg.decode_jpeg_header(data)[:2]
@@ -93,7 +93,7 @@ def test_a_window_decoded_from_its_rows_never_reads_the_data_above():
 
 
 @pytest.mark.parametrize("layout", ["444", "422", "420", "gray", "optimized", "odd"])
-def test_written_jpegs_of_each_sampling_decode_windows_from_their_rows(layout):
+def test_written_jpegs_of_each_sampling_decode_windows_from_their_segments(layout):
     rng = np.random.default_rng(len(layout))
     h, w = (77, 141) if layout == "odd" else (96, 160)
     img = _image(rng, h, w, 1 if layout == "gray" else 3)

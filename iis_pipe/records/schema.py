@@ -10,8 +10,9 @@ suffix              content
                     without loss with restart markers (the source's DCT coefficients, so its
                     pixels; see ``images.add_restart_markers``); other formats as PNG
 ``jpg.idx``         optional (version 6): with an untouched sequential JPEG, its entry-point
-                    index (``images.jpeg_entry_index``: per MCU row, where its codes start and
-                    the DC predictors there), so the stream decodes a window's MCU rows only
+                    index (``images.jpeg_entry_index``: per 64-pixel segment of each MCU row,
+                    where its codes start and the DC predictors there), so the stream decodes
+                    only the segments under a window
 ``runs.npy.zst``    region masks as stacked label layers ``(L*H, W)`` (``masks``), stored as
                     the runs of equal labels along each row (``runs``)
 ``ignore.npy.zst``  ``(H, W)`` bool, True where pixels are ignored (void, boundaries, crowds)
