@@ -63,9 +63,10 @@ def test_constructors_match_numpy_on_davis(davis_dir, use_ignore):
         scale = 0.5
         levels = np.minimum(np.rint(np.where(region, inside, outside) / scale), 255).astype(np.uint8)
         lev = levels.astype(np.float32) * np.float32(scale)
-        want = (lev > 3.0) & region & keep & _box_mask(shape, box)
-        _check(name, ps.PixelSet.inside(box, _crop(levels, oy, ox), (oy, ox), 3.0, scale,
-                                        region=region, ignore=ignore), want)
+        for above in (3.0, 0.0, 1000.0):  # (the kernel counts a run of levels; none passes)
+            want = (lev > above) & region & keep & _box_mask(shape, box)
+            _check(name, ps.PixelSet.inside(box, _crop(levels, oy, ox), (oy, ox), above, scale,
+                                            region=region, ignore=ignore), want)
         r = 9.0
         band_box = (max(box[0] - 10, 0), min(box[1] + 10, shape[0]),
                     max(box[2] - 10, 0), min(box[3] + 10, shape[1]))

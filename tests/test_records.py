@@ -198,6 +198,15 @@ def test_distance_bands_round_trip_on_real_masks(davis_dir, voc_sample_dir):
                 rows, first = distances.decode_rows(span, q.shape, 64, y0, y1, arrays.zstd_frames)
                 assert first <= max(y0, 0) and first + len(rows) >= min(y1, q.shape[0])
                 np.testing.assert_array_equal(rows, q[first:first + len(rows)])
+                # a box: from its first band's top to its last row, over its columns only
+                x0 = int(rng.integers(-5, q.shape[1]))
+                x1 = int(rng.integers(x0 + 1, q.shape[1] + 5))
+                box = Box(y0, y1, x0, x1)
+                part, (fy, fx) = distances.decode_box(span, q.shape, 64, box, arrays.zstd_frames)
+                clipped = box.clip(q.shape)
+                assert clipped.y0 - 64 < fy <= clipped.y0 and fx == clipped.x0
+                assert part.shape == (clipped.y1 - fy, clipped.width)
+                np.testing.assert_array_equal(part, q[fy:clipped.y1, clipped.x0:clipped.x1])
             for y0, y1 in ((q.shape[0] + 3, q.shape[0] + 9), (q.shape[0] + 70, q.shape[0] + 80),
                            (-9, -3)):  # rows off the map: what is given is the map's
                 rows, first = distances.decode_rows(span, q.shape, 64, y0, y1, arrays.zstd_frames)

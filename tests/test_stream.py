@@ -72,25 +72,6 @@ def test_plan_matches_an_independent_crop():
     assert np.allclose(p.to_crop(xy), [[69 - 3 - 9, 7 - 5]])
 
 
-def test_source_rows_hold_every_row_the_resize_reads():
-    rng = np.random.default_rng(6)
-    for _ in range(200):
-        shape = tuple(int(v) for v in rng.integers(20, 300, 2))
-        s = rng.uniform(0.3, 2.5)
-        scaled = (max(1, round(shape[0] * s)), max(1, round(shape[1] * s)))
-        crop = tuple(int(v) for v in rng.integers(8, 200, 2))
-        origin = tuple(int(rng.integers(0, max(scaled[i], crop[i]) - crop[i] + 1)) for i in (0, 1))
-        p = plan(shape, scaled, bool(rng.random() < 0.5), crop, origin)
-        a = rng.integers(0, 255, shape, dtype=np.uint8)
-        full = apply(a, p, linear=True, fill=255)
-        y0 = int(rng.integers(0, crop[0]))
-        y1 = int(rng.integers(y0 + 1, crop[0] + 1))
-        r0, r1 = p.source_rows(y0, y1)
-        r0, r1 = max(r0, 0), min(r1, shape[0])
-        part = apply(a[r0:r1], p, linear=True, fill=255, offset=(r0, 0))  # other rows: 255
-        np.testing.assert_array_equal(part[y0:y1], full[y0:y1])
-
-
 def _nearest_reference(n, m):
     """Centre-aligned nearest neighbour as Pillow and OpenCV 5 step it: a half step, then whole
     steps of n / m, accumulated in float64 and truncated."""
@@ -207,6 +188,24 @@ def test_label_runs_warp_like_resizing_the_layers(davis_dir, voc_sample_dir):
     assert checked > 200 and flips > 50 and padded > 25
 
 
+def _read_box_reference(p, box):
+    """The original pixels the nearest rule reads for a crop box (numpy): each crop pixel's
+    source through the plan, the box holding them (empty: padding only)."""
+    from iis_pipe.geometry.box import Box
+
+    y0, y1, x0, x1 = p.window
+    ys = np.arange(box.y0, box.y1) - p.paste[0]
+    xs = np.arange(box.x0, box.x1) - p.paste[1]
+    ys, xs = ys[(ys >= 0) & (ys < p.size[0])], xs[(xs >= 0) & (xs < p.size[1])]
+    if p.flip:
+        xs = p.size[1] - 1 - xs
+    rows = _nearest_reference(y1 - y0, p.size[0])[ys] + y0
+    cols = _nearest_reference(x1 - x0, p.size[1])[xs] + x0
+    ry = (int(rows.min()), int(rows.max()) + 1) if len(rows) else (y0, y0)
+    rx = (int(cols.min()), int(cols.max()) + 1) if len(cols) else (x0, x0)
+    return Box(*ry, *rx)
+
+
 @pytest.mark.realdata
 def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sample_dir):
     import cv2
@@ -214,7 +213,7 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
     from conftest import real_instances
     from iis_pipe.records import distances
     from iis_pipe.geometry.box import Box, mask_bbox
-    from iis_pipe.stream.nearest import resample_box
+    from iis_pipe.stream.nearest import resample_box, source_box
 
     opencv5 = int(cv2.__version__.split(".")[0]) >= 5
     coding = distances.DistanceCoding(1.0, 60)  # a small clip: windows end inside the image
@@ -232,11 +231,14 @@ def test_stored_maps_resampled_on_a_box_like_the_whole_crop(davis_dir, voc_sampl
                 out = np.empty((by1 - by0, bx1 - bx0), np.uint8)
                 np.testing.assert_array_equal(resample_box(q, (wy, wx), p, box, coding.clip, out),
                                               whole[by0:by1, bx0:bx1])
-                a, b = p.source_rows(by0, by1)  # the stored rows the stream decodes
-                a, b = min(max(a - wy, 0), len(q)), min(max(b - wy, 0), len(q))
+                # the stored pixels the stream decodes: all that the box reads, and no more
+                src = source_box(p, box)
+                a, b = min(max(src.y0 - wy, 0), q.shape[0]), min(max(src.y1 - wy, 0), q.shape[0])
+                c, d = min(max(src.x0 - wx, 0), q.shape[1]), min(max(src.x1 - wx, 0), q.shape[1])
                 part = np.empty_like(out)
-                resample_box(q[a:b], (wy + a, wx), p, box, coding.clip, part)
+                resample_box(q[a:b, c:d], (wy + a, wx + c), p, box, coding.clip, part)
                 np.testing.assert_array_equal(part, out)
+                assert src == _read_box_reference(p, box)
                 if opencv5:
                     want = apply(q, p, linear=False, fill=coding.clip, offset=(wy, wx))
                     np.testing.assert_array_equal(out, want[by0:by1, bx0:bx1])

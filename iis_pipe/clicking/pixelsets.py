@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 RANGE, MASKED = 0, 1
 
@@ -138,6 +139,26 @@ def _row_flags(s, y, out):
             out[i] &= np.uint8(1) - np.uint8(irow[i])
 
 
+def _level_span(dist, lo, hi, scale):
+    """For ``uint8`` levels: ``(a, n, True)`` such that ``lo < float32(q) * scale <= hi``
+    exactly when ``q - a`` (in uint8) is at most ``n`` (``n < 0``: no level passes); float
+    maps: ``(0, 0, False)``."""
+
+
+@overload(_level_span)
+def _level_span_impl(dist, lo, hi, scale):
+    if isinstance(dist.dtype, types.Integer):
+        def impl(dist, lo, hi, scale):
+            # float32(q) * scale grows with q: the levels in range are one run of 0..255
+            a, b = 256, -1
+            for q in range(256):
+                if _in_range(np.float32(q) * scale, lo, hi):
+                    a, b = min(a, q), q
+            return min(a, 255), b - a, True
+        return impl
+    return lambda dist, lo, hi, scale: (0, 0, False)
+
+
 def cumulative_counts(s: PixelSet) -> np.ndarray:
     """``(y1 - y0,) int64`` pixels of :class:`PixelSet` ``s`` in the rows of its box up to each
     row."""
@@ -167,10 +188,29 @@ def _cumulative_counts(kind, box, dist, dist_origin, lo, hi, scale, mask, has_ma
     u, (uy, ux) = s.union, s.union_origin
     has_mask, has_ign = s.has_mask, s.has_ignore
     plain = kind == MASKED and not has_mask and not has_ign
+    a, span, levels = _level_span(d, lo, hi, scale)
+    if kind == RANGE and levels and span < 0:  # no level in range
+        return out
+    a8, span8, flip8 = np.uint8(a), np.uint8(max(span, 0)), np.uint8(flip)
+    one = np.uint8(1)
     total = 0
     for y in range(y0, y1):
         c = 0
-        if kind == RANGE and has_mask:  # stored levels on one side of a mask
+        if kind == RANGE and levels and has_mask:  # stored levels on one side of a mask
+            # uint8 lanes: the range as one unsigned compare (see _level_span), no floats
+            drow = d[y - dy, x0 - dx:x1 - dx]
+            mrow = mask[y, x0:x1]
+            c32 = np.int32(0)
+            if has_ign:
+                irow = ign[y, x0:x1]
+                for i in range(n):
+                    c32 += np.uint8(np.uint8(drow[i]) - a8 <= span8) \
+                        & (np.uint8(mrow[i]) ^ flip8) & (one - np.uint8(irow[i]))
+            else:
+                for i in range(n):
+                    c32 += np.uint8(np.uint8(drow[i]) - a8 <= span8) & (np.uint8(mrow[i]) ^ flip8)
+            c = c32
+        elif kind == RANGE and has_mask:  # float maps on one side of a mask
             drow = d[y - dy, x0 - dx:x1 - dx]
             mrow = mask[y, x0:x1]
             if has_ign:

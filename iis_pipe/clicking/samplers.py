@@ -26,6 +26,7 @@ bounding box that holds it (the region's box, the band's box, or row by row for 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -69,14 +70,18 @@ def _gamma_probs(n: int, gamma: float) -> tuple[float, ...]:
 
 
 @lru_cache(maxsize=None)
-def _cdf(probs: tuple[float, ...]) -> np.ndarray:
-    return np.cumsum(probs)
+def _cdf(probs: tuple[float, ...]) -> tuple[np.ndarray, list[float]]:
+    cdf = np.cumsum(probs)
+    return cdf, cdf.tolist()
 
 
 def _draw(rng: np.random.Generator, probs, size=None):
     """Index drawn with ``probs`` by inverting the cumulative sum (``rng.choice`` with ``p``
-    re-validates ``p`` on every call, a large share of a sample's time)."""
-    cdf = _cdf(tuple(probs))
+    re-validates ``p`` on every call, a large share of a sample's time); one draw (``size``
+    None) bisects the sum's float64 values as a list, no numpy scalar on the way."""
+    cdf, values = _cdf(probs)
+    if size is None:
+        return min(bisect_right(values, rng.random()), len(values) - 1)
     return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
 
 
@@ -110,12 +115,12 @@ def draw_clicks(cfg: SamplerConfig, rng: np.random.Generator, sets) -> np.ndarra
     neg = _pick_all(sets, neg_keys, rng.random(k))
 
     out = np.full((2 * n, 3), -1, np.int32)
-    pos = [p for p in pos if p is not None]
-    neg = [p for p in neg if p is not None]
-    for i, (y, x) in enumerate(pos):
-        out[i] = (y, x, i)
-    for i, (y, x) in enumerate(neg):
-        out[n + i] = (y, x, len(pos) + i)
+    pos = [(*p, i) for i, p in enumerate(p for p in pos if p is not None)]
+    neg = [(*p, len(pos) + i) for i, p in enumerate(p for p in neg if p is not None)]
+    if pos:  # one assignment per side: a row at a time costs a numpy call per click
+        out[:len(pos)] = pos
+    if neg:
+        out[n:n + len(neg)] = neg
     return out
 
 
@@ -280,7 +285,7 @@ def _band_window(box: Box, area: int, expand_ratio: float, shape) -> tuple[Box, 
     """``(window, r)``: the band ``0 < outside <= r`` of a merged region of ``area`` pixels on
     ``box`` lies within r (Chebyshev) of the box; one more pixel so the window's own transform
     (when computed here) sees every region pixel it needs."""
-    r = int(np.ceil(expand_ratio * np.sqrt(area)))
+    r = math.ceil(expand_ratio * math.sqrt(area))  # float64 as numpy's, no numpy scalars
     return box.grow(r + 1, shape), r
 
 

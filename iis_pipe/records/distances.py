@@ -188,69 +188,99 @@ def encode_bands(q: np.ndarray, rows: int, compress) -> bytes:
 
 
 @njit(cache=True, nogil=True)
-def _unpack_bands(raw, n_bands, rows, h, w, out):
-    """Band payloads back to back in ``raw`` -> levels ``out (n, w)``; returns the bytes read
-    (-1: a payload is cut short or has an unknown flag)."""
+def _unpack_bands(raw, n_bands, rows, h, w, x0, out):
+    """Band payloads back to back in ``raw`` (bands of ``rows`` rows of a map ``w`` wide, ``h``
+    rows from the first band's top) -> ``out (n, m)``: rows ``0..n-1`` (``n <= h``) over
+    columns ``x0..x0+m-1``; returns the bytes read (-1: a payload is cut short or has an
+    unknown flag). A band's first row is decoded up to the last column wanted (its deltas run
+    along it from column 0), the rows under it over the wanted columns only, each in two
+    passes that vectorise: a row's codes unpacked, then added to the row above."""
+    n_out, m = out.shape
     pos = 0
+    codes = np.empty(m + 8, np.uint8)  # a row's codes from whole bytes: up to 3 more each side
     for b in range(n_bands):
-        y0 = b * rows
-        n = min(rows, h - y0)
+        top = b * rows
+        n = min(rows, h - top)
+        keep = max(min(n, n_out - top), 0)  # rows of this band that are wanted
         if pos >= raw.size:
             return -1
         flag = raw[pos]
         if flag == 1:
             if pos + 1 + n * w > raw.size:
                 return -1
-            for y in range(n):
-                for x in range(w):
-                    out[y0 + y, x] = raw[pos + 1 + y * w + x]
+            for y in range(keep):
+                src = raw[pos + 1 + y * w + x0:pos + 1 + y * w + x0 + m]
+                out[top + y] = src
             pos += 1 + n * w
             continue
         size = 2 + (n * w - 1 + 3) // 4
         if flag != 0 or pos + size > raw.size:
             return -1
-        v = np.int32(raw[pos + 1])
-        k = 0
-        for y in range(n):
-            for x in range(w):
-                if y == 0 and x == 0:
-                    out[y0, 0] = v
-                    continue
-                code = (np.int32(raw[pos + 2 + (k >> 2)]) >> (2 * (k & 3))) & 3
-                k += 1
-                if y == 0:
-                    v = np.int32(out[y0, x - 1]) + code - 1
-                else:
-                    v = np.int32(out[y0 + y - 1, x]) + code - 1
-                out[y0 + y, x] = v
+        if keep and m:
+            packed = raw[pos + 2:pos + size]  # code k: the delta of band pixel k + 1
+            v = np.int32(raw[pos + 1])
+            if x0 == 0:
+                out[top, 0] = v
+            for x in range(1, x0 + m):
+                k = x - 1
+                v += np.int32((packed[k >> 2] >> ((k & 3) << 1)) & 3) - 1
+                if x >= x0:
+                    out[top, x - x0] = v
+            for y in range(1, keep):
+                k0 = y * w + x0 - 1
+                first, skip = k0 >> 2, k0 & 3
+                for i in range(min((skip + m + 3) >> 2, packed.size - first)):
+                    c = packed[first + i]
+                    codes[4 * i] = c & 3
+                    codes[4 * i + 1] = (c >> 2) & 3
+                    codes[4 * i + 2] = (c >> 4) & 3
+                    codes[4 * i + 3] = c >> 6
+                above, row = out[top + y - 1], out[top + y]
+                for x in range(m):  # uint8 arithmetic: levels stay within 0..255
+                    row[x] = above[x] + codes[skip + x] - np.uint8(1)
         pos += size
     return pos
 
 
-def decode_rows(span, shape: tuple[int, int], rows: int, y0: int, y1: int, decompress
-                ) -> tuple[np.ndarray, int]:
-    """Rows ``[y0, y1)`` (at least, clipped to the map) of a region's span of a map of
-    ``shape``, decompressing only the bands that hold them: ``((n, w) uint8, first row)``.
-    ``decompress``: bytes of consecutive frames -> their payloads joined. Raises ValueError
-    on corrupt data."""
+def decode_box(span, shape: tuple[int, int], rows: int, box: Box, decompress
+               ) -> tuple[np.ndarray, tuple[int, int]]:
+    """At least ``box`` (map pixels, clipped to the map) of a region's span of a map of
+    ``shape``, decompressing only the bands under its rows: ``((n, m) uint8, (y, x) of its
+    first pixel)``, from the top of the first band under ``box`` (column deltas run down from
+    a band's first row) to ``box``'s last row, over ``box``'s columns. ``decompress``: bytes of
+    consecutive frames -> their payloads joined. Raises ValueError on corrupt data."""
     h, w = shape
     n_bands = -(-h // rows) if h else 0
     span = memoryview(span)
     if len(span) < 4 * n_bands:
         raise ValueError(f"corrupt distance span ({len(span)} bytes, {n_bands} bands)")
-    lengths = np.frombuffer(span[:4 * n_bands], "<u4").astype(np.int64)
-    b0 = min(max(y0, 0) // rows, n_bands)
-    b1 = max(min(-(-max(y1, 0) // rows), n_bands), b0)
-    start = 4 * n_bands + int(lengths[:b0].sum())
-    stop = start + int(lengths[b0:b1].sum())
-    if stop > len(span):
-        raise ValueError(f"corrupt distance span (frames end at {stop}, span {len(span)})")
-    first, last = min(b0 * rows, h), min(b1 * rows, h)  # rows below the map: none
-    out = np.empty((last - first, w), np.uint8)
+    y0, y1 = min(max(box.y0, 0), h), min(max(box.y1, 0), h)
+    x0, x1 = min(max(box.x0, 0), w), min(max(box.x1, 0), w)
+    y1, x1 = max(y1, y0), max(x1, x0)
+    if y1 > y0 and x1 > x0:
+        b0, b1 = y0 // rows, -(-y1 // rows)
+        first = b0 * rows
+    else:  # nothing wanted: no band
+        b0 = b1 = 0
+        first = y0
+    out = np.empty((y1 - first, x1 - x0), np.uint8)
     if b1 > b0:
+        lengths = np.frombuffer(span[:4 * n_bands], "<u4").astype(np.int64)
+        start = 4 * n_bands + int(lengths[:b0].sum())
+        stop = start + int(lengths[b0:b1].sum())
+        if stop > len(span):
+            raise ValueError(f"corrupt distance span (frames end at {stop}, span {len(span)})")
         raw = np.frombuffer(decompress(span[start:stop]), np.uint8)
-        if _unpack_bands(raw, b1 - b0, rows, last - first, w, out) != raw.size:
+        if _unpack_bands(raw, b1 - b0, rows, min(b1 * rows, h) - first, w, x0, out) != raw.size:
             raise ValueError(f"corrupt distance span (bands {b0}..{b1 - 1})")
+    return out, (first, x0)
+
+
+def decode_rows(span, shape: tuple[int, int], rows: int, y0: int, y1: int, decompress
+                ) -> tuple[np.ndarray, int]:
+    """Rows ``[y0, y1)`` (at least, clipped to the map) of a region's span of a map of
+    ``shape``, whole (:func:`decode_box`): ``((n, w) uint8, first row)``."""
+    out, (first, _) = decode_box(span, shape, rows, Box(y0, y1, 0, shape[1]), decompress)
     return out, first
 
 

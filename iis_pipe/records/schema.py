@@ -461,17 +461,29 @@ def decode_dt_rows(members: dict[str, bytes], meta: RecordMeta, table: RegionTab
     bands that hold them (version 1: the whole window): ``((n, w) uint8 levels, (y, x) of its
     first pixel in the image)``; rows off the window are not there (they read as ``clip``)."""
     wy, wx, h, w = (int(v) for v in table.window[i])
+    return decode_dt_box(members, meta, table, i, Box(y0, y1, wx, wx + w))
+
+
+def decode_dt_box(members: dict[str, bytes], meta: RecordMeta, table: RegionTable, i: int,
+                  box: Box) -> tuple[np.ndarray, tuple[int, int]]:
+    """At least the image pixels of ``box`` that region ``i``'s stored map holds,
+    decompressing only the bands under its rows (schema 5 decodes only the rows down to its
+    last and its columns; older ones whole rows, version 1 the whole window): ``((n, m) uint8
+    levels, (y, x) of its first pixel in the image)``; pixels off the window are not there
+    (they read as ``clip``)."""
+    wy, wx, h, w = (int(v) for v in table.window[i])
     offset, length = (int(v) for v in table.span[i])
     data = memoryview(dt_member(members))[offset:offset + length]
     if meta["schema"] >= 5:
-        rows, first = distances.decode_rows(data, (h, w), int(meta["dt"]["band_rows"]),
-                                            y0 - wy, y1 - wy, zstd_frames)
-        return rows, (wy + first, wx)
+        rows, (y, x) = distances.decode_box(
+            data, (h, w), int(meta["dt"]["band_rows"]),
+            Box(box.y0 - wy, box.y1 - wy, box.x0 - wx, box.x1 - wx), zstd_frames)
+        return rows, (wy + y, wx + x)
     region = meta["regions"][i]
     if "dt_frames" not in region:
         return decode_array(data), (wy, wx)
     rows, first = decode_rows(data, region["dt_frames"], int(meta["dt"]["band_rows"]),
-                              y0 - wy, y1 - wy, (h, w), np.dtype(np.uint8))
+                              box.y0 - wy, box.y1 - wy, (h, w), np.dtype(np.uint8))
     return rows, (wy + first, wx)
 
 

@@ -59,16 +59,6 @@ class Plan:
         by = (0.5 - y0) * sy - 0.5
         return np.array([[ax, 0.0, bx + self.paste[1]], [0.0, sy, by + self.paste[0]]])
 
-    def source_rows(self, y0: int, y1: int) -> tuple[int, int]:
-        """Original rows ``[a, b)`` that crop rows ``[y0, y1)`` are interpolated from."""
-        sy = self.scale[0]
-        top = self.window[0]
-        lo, hi = y0 - self.paste[0], y1 - 1 - self.paste[0]
-        # bilinear taps of OpenCV's pixel-centre mapping, one row more each side for its
-        # fixed-point rounding
-        return (top + int(np.floor((lo + 0.5) / sy - 0.5)) - 1,
-                top + int(np.floor((hi + 0.5) / sy - 0.5)) + 3)
-
     def to_crop(self, xy: np.ndarray) -> np.ndarray:
         """Original pixel centres ``(..., 2)`` as ``(x, y)`` -> crop pixel centres."""
         m = self.matrix()
@@ -152,14 +142,18 @@ def padding_mask(p: Plan) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _saturating(src, dst, alpha, beta, shift):
-    """``dst = sat(rint(sat(rint(src * alpha + beta)) + shift))`` element by element on
-    ``(H, n)`` uint8 rows, in float32 as OpenCV computes each pass (``shift (n,)``)."""
+    """``dst = sat(rint(sat(rint(src * alpha + beta)) + shift[c]))`` element by element on
+    ``(H, 3 W)`` uint8 rows of pixels of 3 channels ``c``, in float32 as OpenCV computes each
+    pass (``shift (3,)``)."""
     lo, hi = np.float32(0), np.float32(255)
+    per = np.empty(src.shape[1], np.float32)  # each element's shift: the row vectorises
+    for j in range(per.size):
+        per[j] = shift[j % 3]
     for y in range(src.shape[0]):
         s, d = src[y], dst[y]
         for j in range(s.size):
             v = min(max(np.rint(np.float32(s[j]) * alpha + beta), lo), hi)
-            d[j] = np.uint8(min(max(np.rint(v + shift[j]), lo), hi))
+            d[j] = np.uint8(min(max(np.rint(v + per[j]), lo), hi))
 
 
 def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
@@ -184,5 +178,5 @@ def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
         raise ValueError("photometric: out must be C-contiguous")
     h, w = image.shape[:2]
     _saturating(np.ascontiguousarray(image).reshape(h, w * 3), out.reshape(h, w * 3), alpha,
-                beta, np.tile(shift, w))
+                beta, shift)
     return out

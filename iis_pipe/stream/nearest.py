@@ -147,6 +147,39 @@ def _resample_box(a, ay, ax, y0, y1, x0, x1, h, w, flip, py, px, by0, by1, bx0, 
             o[k] = row[c] if c >= 0 else fill
 
 
+@njit(cache=True, nogil=True)
+def _source_span(w0, w1, n, paste, b0, b1, flip):
+    """``[a, b)``: the window's ``[w0, w1)`` pixels that nearest-resampling it to ``n`` and
+    pasting at ``paste`` puts in crop pixels ``[b0, b1)`` (``flip``: mirrored): the column
+    map is monotonic, so its values at the ends; ``(w0, w0)`` when they show padding only."""
+    lo, hi = max(b0 - paste, 0), min(b1 - paste, n)
+    if lo >= hi:
+        return w0, w0
+    if flip:
+        lo, hi = n - hi, n - lo
+    m = w1 - w0
+    step = m / n
+    f = step * 0.5
+    a = 0
+    for i in range(hi):  # nearest_map's float64 accumulation, in its order
+        if i == lo:
+            a = min(int(np.floor(f)), m - 1)
+        if i == hi - 1:
+            return w0 + a, w0 + min(int(np.floor(f)), m - 1) + 1
+        f += step
+    return w0, w0
+
+
+def source_box(p: Plan, box: Box) -> Box:
+    """The original pixels that ``resample_box`` reads for the ``Box`` ``box`` of the crop of
+    plan ``p`` (a ``Box``, empty where ``box`` shows padding only): a map decoded over it
+    resamples to the same pixels as the whole map."""
+    y0, y1, x0, x1 = p.window
+    ys = _source_span(y0, y1, p.size[0], p.paste[0], box.y0, box.y1, False)
+    xs = _source_span(x0, x1, p.size[1], p.paste[1], box.x0, box.x1, p.flip)
+    return Box(*ys, *xs)
+
+
 def resample_box(array: np.ndarray, origin: tuple[int, int], p: Plan, box: Box, fill: int,
                  out: np.ndarray) -> np.ndarray:
     """The ``Box`` ``box`` of the crop of plan ``p`` from ``array`` (``(n, m)``, its ``[0, 0]``

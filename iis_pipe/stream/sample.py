@@ -145,7 +145,8 @@ def _fit_crop(layer_runs, table: schema.RegionTable, chosen: list[int], shape, s
 def _levels(members: dict[str, bytes], meta: schema.RecordMeta, table: schema.RegionTable,
             chosen: list[int], p: aug.Plan, box: Box) -> tuple[np.ndarray, np.float32, int]:
     """The targets' stored distance maps over ``box``, a ``Box`` of the crop (where the click
-    sampler reads them; only the stored bands under it are decompressed),
+    sampler reads them; only the stored bands under it are decompressed, and only the pixels
+    that the resampling reads decoded),
     resampled with the nearest rule as the masks are, so each region's inside levels lie on its
     crop mask: ``((M, h, w) uint8 levels, crop pixels per level, reach)``: outside levels are
     exact up to the smallest reach of the targets (pixels off a stored window read as
@@ -153,9 +154,9 @@ def _levels(members: dict[str, bytes], meta: schema.RecordMeta, table: schema.Re
     coding = schema.coding_of(meta)
     y0, y1, x0, x1 = box
     levels = np.empty((len(chosen), y1 - y0, x1 - x0), np.uint8)
-    src = p.source_rows(y0, y1)
+    src = nearest.source_box(p, box)
     for n, i in enumerate(chosen):
-        q, origin = schema.decode_dt_rows(members, meta, table, i, *src)
+        q, origin = schema.decode_dt_box(members, meta, table, i, src)
         nearest.resample_box(q, origin, p, box, coding.clip, levels[n])
     return (levels, np.float32(coding.step * np.sqrt(p.scale[0] * p.scale[1])),
             int(table.reach[chosen].min()))
