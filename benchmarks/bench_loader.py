@@ -1,10 +1,12 @@
 """Training loader throughput on DAVIS shards with RITM's recipe, against decoding alone.
 
-    python benchmarks/bench_loader.py [--batches 40] [--objects 100]
+    python benchmarks/bench_loader.py [--batches 40] [--objects 100] [--without-index]
                                           (IIS_DATA: folder holding DAVIS/)
 
 One core: loader samples/s (in-process, every stage) on two shard layouts, JPEGs stored
-untouched (`prepare`'s default) and re-coded with restart markers (`--jpeg-restarts 4`), on
+untouched (`prepare`'s default: with their entry-point index, the stream decodes only the
+index's segments under a window; ``--without-index``: also without it, as schema 5 stored
+them, in the same turns) and re-coded with restart markers (`--jpeg-restarts 4`), on
 dense shards (the first 48 DAVIS JPEGs with ``--objects`` synthetic polygon objects each, as
 ``bench_prepare.py`` writes them, restart markers too), and whole-image decode-only images/s
 of the source JPEG files (simplejpeg), measured in turns (a batch of each loader, then as many
@@ -75,6 +77,8 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=40, help="timed batches of 28 per run")
     ap.add_argument("--objects", type=int, default=100,
                     help="objects per image of the dense shards (0: none)")
+    ap.add_argument("--without-index", action="store_true",
+                    help="also untouched JPEGs without their entry-point index")
     args = ap.parse_args()
     torch.set_num_threads(1)
     davis = data_root() / "DAVIS"
@@ -83,10 +87,13 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         cfgs = {}
-        for name, restarts in (("untouched JPEGs", 0), ("restart segments", 4)):
-            shards = Path(tmp) / f"davis{restarts}"
-            prepare(davis, shards, workers=2, progress=False, shard_count=40,
-                    params=RecordParams(jpeg_restarts=restarts))
+        layouts = [("untouched JPEGs", RecordParams()),
+                   ("restart segments", RecordParams(jpeg_restarts=4))]
+        if args.without_index:
+            layouts.insert(1, ("untouched JPEGs, no index", RecordParams(jpeg_index=False)))
+        for k, (name, params) in enumerate(layouts):
+            shards = Path(tmp) / f"davis{k}"
+            prepare(davis, shards, workers=2, progress=False, shard_count=40, params=params)
             cfgs[name] = ritm_cocolvis_hrnet18(shards, samples_per_epoch=28 * (args.batches + 4))
         dense = f"dense {args.objects} objects, restart segments"
         if args.objects:

@@ -45,9 +45,10 @@ def _fail(e: Exception) -> click.ClickException:
                    "distances serve (outside distances kept to about this times sqrt(area) "
                    "per region); a stream asking for more is refused.")
 @click.option("--jpeg-restarts", type=click.IntRange(min=0), default=0, show_default=True,
-              help="0 stores JPEG bytes untouched. N re-codes them without loss (same pixels) "
-                   "with a restart marker every N MCUs, so training decodes only a crop's part "
-                   "(4 is a good N: files about 3 % larger).")
+              help="0 stores JPEG bytes untouched, with an entry-point index of the "
+                   "sequential ones (about 2 % of their bytes), so training decodes only a "
+                   "crop's part. N re-codes them without loss (same pixels) with a restart "
+                   "marker every N MCUs instead (4 is a good N: files about 3 % larger).")
 @click.option("--shard-inputs", type=click.IntRange(min=1), default=None,
               help="Each shard holds the records of N consecutive inputs (the size and count "
                    "caps do not apply): shards are then made independently, one task each.")
@@ -102,7 +103,8 @@ def prepare(source, fmt, out, opts, workers, shard_size, shard_count, split_comp
     b = res.bytes
     click.echo(f"{res.out}: {res.records} records, {res.regions} regions, {res.rejects} rejected "
                f"of {res.inputs} inputs, {res.shards} shards")
-    click.echo(f"bytes: images {b['image']:,}  regions {b['regions']:,}  ignore {b['ignore']:,}  "
+    click.echo(f"bytes: images {b['image']:,}  JPEG index {b['jpeg_index']:,}  "
+               f"regions {b['regions']:,}  ignore {b['ignore']:,}  "
                f"distances {b['dt']:,} ({b['dt'] / max(b['image'], 1):.2f}x images)  "
                f"total {b['total']:,}")
     click.echo(f"{res.processed} images in {res.seconds:.1f} s: {res.images_per_s:.1f} images/s")

@@ -113,8 +113,18 @@ def add_restart_markers(data: bytes, mcus: int = 4) -> bytes:
     return _jpegwindow.add_restarts(data, mcus)
 
 
-def decode_jpeg_window(data: bytes, window: Box, reduce: int = 1,
-                       fast: bool = True) -> tuple[np.ndarray, tuple[int, int]]:
+def jpeg_entry_index(data: bytes) -> bytes | None:
+    """The entry-point index of an untouched JPEG for ``decode_jpeg_window``: for every
+    64-pixel segment of each MCU row, where its codes start and each component's DC predictor
+    there (about 2 % of the JPEG's bytes; the ``_jpegwindow`` module's own format). ``None``
+    for a JPEG it cannot index (progressive, arithmetic, restart markers, several scans, CMYK,
+    not 8-bit) or without the extension.
+    """
+    return None if _jpegwindow is None else _jpegwindow.index_jpeg(data)
+
+
+def decode_jpeg_window(data: bytes, window: Box, reduce: int = 1, fast: bool = True,
+                       index: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode the part of a JPEG that holds the ``Box`` ``window`` (original pixels) at DCT
     scale ``1/reduce`` (1, 2, 4, 8).
 
@@ -122,7 +132,9 @@ def decode_jpeg_window(data: bytes, window: Box, reduce: int = 1,
     to the image), and the original ``(y, x)`` of its first pixel (multiples of ``reduce``).
     The window's pixels equal a whole-image decode's; a few around it may not.
     A JPEG from ``add_restart_markers`` is decoded from the restart segments that hold the
-    window only; in others, rows below the window are never decoded, rows above only
+    window only; one with its ``index`` (``jpeg_entry_index``) from the index's segments that
+    hold it (an index that does not fit the JPEG, or a DC difference its table has no room to
+    code, takes the next way); in others, rows below the window are never decoded, rows above only
     entropy-decoded. Without the ``_jpegwindow`` extension (or for a JPEG it cannot read) the
     whole image is decoded.
     ``fast``: fast integer IDCT and plain chroma upsampling.
@@ -136,7 +148,7 @@ def decode_jpeg_window(data: bytes, window: Box, reduce: int = 1,
         try:
             px, top, left, h, w = _jpegwindow.decode_window(
                 data, y0 // reduce - m, -(-y1 // reduce) + m, x0 // reduce - m,
-                -(-x1 // reduce) + m, reduce, fast)
+                -(-x1 // reduce) + m, reduce, fast, index)
         except ValueError:
             pass  # e.g. CMYK: the whole-image decoder says what is wrong, or copes
         else:

@@ -52,6 +52,9 @@ class RecordParams:
     # 0: JPEG bytes stored untouched. N: re-coded without loss (the same pixels) with a restart
     # marker every N MCUs, so the training stream decodes only a crop's segments (4 is good)
     jpeg_restarts: int = 0
+    # JPEGs stored untouched get their entry-point index (False: records without it, the
+    # layout of schema 5's; the stream then entropy-decodes every row above a window)
+    jpeg_index: bool = True
     # 0: images keep their size. N: larger images are shrunk once so their longer side is N,
     # the JPEG re-encoded (lossy; sources/resize.py)
     max_side: int = 0
@@ -111,15 +114,18 @@ def make_record(item: sources.SourceItem, fmt: str, params: RecordParams) -> dic
         # the source's own drops (duplicates, score filters) first, then min_area's
         dropped = sample.meta.get("dropped", []) + dropped
         info = {**sample.meta, "dropped": dropped}
-        image_bytes = sample.image_bytes
+        image_bytes, jpeg_index = sample.image_bytes, None
         if sample.image_ext == "jpg" and params.jpeg_restarts:
             try:
                 image_bytes = images.add_restart_markers(image_bytes, params.jpeg_restarts)
             except ValueError:
                 pass  # one libjpeg-turbo cannot re-code stays as it is: only slower to crop
+        if params.jpeg_index and sample.image_ext == "jpg" and image_bytes is sample.image_bytes:
+            # untouched: the stream starts decoding at a window's MCU row instead of the top
+            jpeg_index = images.jpeg_entry_index(image_bytes)
         members = schema.encode_record(sample.key, image_bytes, sample.image_ext,
                                        sample.size, masks, meta, sample.ignore, info,
-                                       params.coding, params.dt_expand)
+                                       params.coding, params.dt_expand, jpeg_index)
         t3 = time.perf_counter()
     except BadInput as e:
         return {"key": e.key or item.key, "file": e.file, "reason": e.reason}
@@ -457,6 +463,7 @@ def finish(out: Store, run: dict[str, Any], n_inputs: int, processed: int, secon
     for r in records:
         member_bytes.update(r["member_bytes"])
     byte_sums = {"image": sum(member_bytes[s] for s in schema.IMAGE_SUFFIXES),
+                 "jpeg_index": member_bytes[schema.JPEG_INDEX],
                  "regions": member_bytes[schema.RUNS], "ignore": member_bytes[schema.IGNORE],
                  "dt": member_bytes[schema.DT],
                  "meta": member_bytes[schema.META] + member_bytes[schema.TABLE]

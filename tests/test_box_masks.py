@@ -14,6 +14,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from iis_pipe.geometry.box import EMPTY_MASK, BoxMask
+from iis_pipe.images import jpeg_entry_index
 from iis_pipe.pipelines.prepare import RecordParams, make_record
 from iis_pipe.records import schema
 from iis_pipe.regions.candidates import region_candidates
@@ -159,5 +160,6 @@ def test_records_from_box_masks_equal_records_from_full_masks(tmp_path, davis_di
         regions, meta, dropped = region_candidates(full, sample.instance_meta, split_components=params.split_components,
                                                    min_area=params.min_area)
         want = schema.encode_record(sample.key, sample.image_bytes, sample.image_ext, sample.size, regions, meta,
-                                    sample.ignore, {**sample.meta, "dropped": dropped}, params.coding, params.dt_expand)
+                                    sample.ignore, {**sample.meta, "dropped": dropped}, params.coding, params.dt_expand,
+                                    jpeg_entry_index(sample.image_bytes))
         assert members == want

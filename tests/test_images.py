@@ -27,9 +27,9 @@ def _whole(data: bytes, reduce: int, fast: bool) -> np.ndarray:
                                   min_height=-(-h // reduce), min_width=-(-w // reduce))
 
 
-def _check_window(data, window, reduce, fast):
+def _check_window(data, window, reduce, fast, index=None):
     whole = _whole(data, reduce, fast)
-    px, (oy, ox) = images.decode_jpeg_window(data, Box(*window), reduce, fast)
+    px, (oy, ox) = images.decode_jpeg_window(data, Box(*window), reduce, fast, index)
     assert px.dtype == np.uint8 and px.ndim == 3 and px.shape[2] == 3
     assert oy % reduce == 0 and ox % reduce == 0
     ty, tx = oy // reduce, ox // reduce

@@ -369,7 +369,7 @@ def test_older_versions_still_read(version):
                                    np.zeros((80, 50), bool), {"source": "x", "split": "y"},
                                    coding)
     new_meta = schema.decode_meta(members)
-    assert new_meta["schema"] == 5
+    assert new_meta["schema"] == schema.SCHEMA_VERSION == 6
     old, meta = _v4_members(m, region_meta, coding)
     assert old[schema.DT_LZ4][:4] == b"\x04\x22\x4d\x18"  # versions 3 and 4: LZ4 frames
     meta["schema"] = version

@@ -1,4 +1,4 @@
-"""The record schema, version 5: defined here once, used by the shard writer and every reader.
+"""The record schema, version 6: defined here once, used by the shard writer and every reader.
 
 A record is one image with all its regions (image bytes are never duplicated). In a webdataset
 tar it is the group of members ``{key}.{suffix}``:
@@ -9,6 +9,10 @@ suffix              content
 ``jpg``/``png``     the image: JPEG bytes untouched, or (``prepare --jpeg-restarts N``) re-coded
                     without loss with restart markers (the source's DCT coefficients, so its
                     pixels; see ``images.add_restart_markers``); other formats as PNG
+``jpg.idx``         optional (version 6): with an untouched sequential JPEG, its entry-point
+                    index (``images.jpeg_entry_index``: per 64-pixel segment of each MCU row,
+                    where its codes start and the DC predictors there), so the stream decodes
+                    only the segments under a window
 ``runs.npy.zst``    region masks as stacked label layers ``(L*H, W)`` (``masks``), stored as
                     the runs of equal labels along each row (``runs``)
 ``ignore.npy.zst``  ``(H, W)`` bool, True where pixels are ignored (void, boundaries, crowds)
@@ -44,7 +48,9 @@ length]`` in the distance member, ``dt_reach`` (outside levels kept exact) and t
 metadata); the stream reads ``region_table`` instead (no JSON per region: figures in the
 README).
 
-Older versions are still read. Version 4 stored every map over its bbox grown by the whole
+Older versions are still read. Version 5 is version 6 without ``jpg.idx`` (a record without
+it, of any version, decodes its JPEG windows with libjpeg-turbo's partial decoding). Version 4
+stored every map over its bbox grown by the whole
 clip (255 px) as an ``.npy`` cut into LZ4 frames (``dt.npy.lz4``, header frame then 32-row
 bands, lengths in ``dt_frames``), and all of the regions' fields in ``meta.json``. Versions 1 to 3 stored the label layers' pixels in
 ``regions.npy.zst``, an ``.npy`` cut into zstd frames (its header, then bands of 32 rows, their
@@ -73,8 +79,8 @@ from iis_pipe.records.arrays import (decode_array, decode_bands_header, decode_f
                                      decode_rows, encode_array, encode_array_frames,
                                      zstd_compressor, zstd_frames)
 
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 # rows per frame of the distance maps (readers decompress the bands they need); finer bands
 # compress worse: +6 % bytes at 64 rows against 128, +16 % at 32 (dense synthetic COCO);
 # versions 1 to 4: 32
@@ -86,11 +92,12 @@ JPG, PNG = "jpg", "png"
 IMAGE_SUFFIXES = (JPG, PNG)
 RUNS, IGNORE, DT, META = "runs.npy.zst", "ignore.npy.zst", "dt.q2.zst", "meta.json"
 TABLE, REGION_META = "table.npy.zst", "regions.json"
+JPEG_INDEX = "jpg.idx"  # version 6, optional
 REGIONS = "regions.npy.zst"  # versions 1 to 3: label layers' pixels in bands
 DT_LZ4 = "dt.npy.lz4"  # versions 3 and 4
 DT_ZSTD = "dt.npy.zst"  # versions 1 and 2
-MEMBER_SUFFIXES = IMAGE_SUFFIXES + (RUNS, REGIONS, IGNORE, DT, TABLE, REGION_META, DT_LZ4,
-                                    DT_ZSTD, META)
+MEMBER_SUFFIXES = IMAGE_SUFFIXES + (JPEG_INDEX, RUNS, REGIONS, IGNORE, DT, TABLE, REGION_META,
+                                    DT_LZ4, DT_ZSTD, META)
 # columns of the region table (version 5): layer and label in it, area, bbox x y w h, distance
 # window y0 x0 h w, span offset and length in the distance member, reach (outside levels kept)
 TABLE_COLUMNS = ("layer", "label_id", "area", "x", "y", "w", "h", "wy", "wx", "wh", "ww",
@@ -209,15 +216,18 @@ class Record:
 def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int, int],
                   region_masks, region_meta: list[dict[str, Any]],
                   ignore: np.ndarray, info: dict[str, Any],
-                  coding: distances.DistanceCoding, expand: float = DEFAULT_EXPAND
-                  ) -> dict[str, bytes]:
+                  coding: distances.DistanceCoding, expand: float = DEFAULT_EXPAND,
+                  jpeg_index: bytes | None = None) -> dict[str, bytes]:
     """Members of one record (suffix -> bytes). ``region_masks``: ``(R, H, W) bool`` with
     R >= 1, or R ``geometry.box.BoxMask``s; ``region_meta``: R dicts with ``area`` and ``bbox``
     ``(x, y, w, h)`` and the source's metadata; ``info`` carries ``source``, ``split``,
     ``image_file``, ``mask_files``, ``dropped``. ``expand``: the largest ``expand_ratio`` the
-    distance maps serve (``distances.reach``)."""
+    distance maps serve (``distances.reach``). ``jpeg_index``: the JPEG's
+    ``images.jpeg_entry_index``, stored as ``jpg.idx`` (None: no such member)."""
     if image_ext not in IMAGE_SUFFIXES:
         raise ValueError(f"image suffix must be one of {IMAGE_SUFFIXES}, got {image_ext!r}")
+    if jpeg_index is not None and image_ext != JPG:
+        raise ValueError(f"a JPEG index for a {image_ext!r} image")
     h, w = size
     boxed = masks.boxed(region_masks)
     layers, slots = masks.pack_layers(boxed, (h, w))
@@ -264,6 +274,7 @@ def encode_record(key: str, image_bytes: bytes, image_ext: str, size: tuple[int,
     dumps = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":")).encode()  # noqa: E731
     return {
         image_ext: image_bytes,
+        **({JPEG_INDEX: jpeg_index} if jpeg_index is not None else {}),
         RUNS: runs_member,
         IGNORE: encode_array(np.asarray(ignore, bool)),
         DT: b"".join(spans),
@@ -483,6 +494,11 @@ def decode_dt(members: dict[str, bytes], meta: RecordMeta,
     clip = int(meta["dt"]["clip"])
     return np.stack([distances.unpack_region(decode_dt_window(members, meta, t, i),
                                              Box.from_yxhw(t.window[i]), shape, clip) for i in ids])
+
+
+def jpeg_index(members: dict[str, bytes], meta: RecordMeta) -> bytes | None:
+    """The JPEG's entry-point index (version 6's optional ``jpg.idx``), None without one."""
+    return members.get(JPEG_INDEX) if meta["schema"] >= 6 else None
 
 
 def find_image_member(members: dict[str, bytes]) -> str | None:

@@ -222,7 +222,8 @@ def make_sample(members: dict[str, bytes], cfg: SampleConfig, rng: np.random.Gen
     timer.lap("fit")
 
     if image_bytes is not None:  # only the plan's window, at DCT scale 1/reduce
-        img, origin = decode_jpeg_window(image_bytes, p.window, reduce, cfg.fast_decode)
+        img, origin = decode_jpeg_window(image_bytes, p.window, reduce, cfg.fast_decode,
+                                         schema.jpeg_index(members, meta))
     else:
         img, origin = decode_image(members[image_ext], image_ext), (0, 0)
     timer.lap("decode")
