@@ -36,7 +36,7 @@ def loader(shards, recipe, knobs, workers, batches):
     click.echo(f"in-process: {inproc.samples_per_s:.1f} samples/s; per sample:")
     total = sum(inproc.stages.values())
     for stage, sec in sorted(inproc.stages.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {stage:<9}{1000 * sec:8.2f} ms  {100 * sec / total:5.1f}%")
+        click.echo(f"  {stage:<12}{1000 * sec:7.2f} ms  {100 * sec / total:5.1f}%")
     one = runs[0].samples_per_s
     for r in runs:
         click.echo(f"{r.workers} worker(s): {r.samples_per_s:.1f} samples/s "
