@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from iis_pipe import outdir
+from iis_pipe import images, outdir
 from iis_pipe.errors import BadInput
 from iis_pipe.records import schema
 from iis_pipe.shards import index as idx
@@ -55,6 +55,10 @@ def check_record(key: str, members: dict[str, bytes], expected: list[dict]) -> l
         faults.append(f"region areas {areas} differ from the index {want}")
     if rec.dt.shape != rec.regions.shape:
         faults.append(f"distance maps {rec.dt.shape} do not match regions {rec.regions.shape}")
+    stored = schema.jpeg_index(members, rec.meta)
+    # the stream falls back quietly on an index that does not fit: only verify can tell
+    if stored is not None and images.jpeg_entry_index(members[schema.JPG]) != bytes(stored):
+        faults.append(f"JPEG entry index ({schema.JPEG_INDEX}) is not its JPEG's")
     faults.extend(_column_faults(idx.region_rows(rec.meta, expected[0]["shard"],
                                                  expected[0]["checksum"]), indexed))
     return faults

@@ -131,3 +131,21 @@ def test_demo_says_how_many_records_it_evaluates(tmp_path):
     index = pq.read_table(out / "shards" / "index.parquet").to_pylist()
     keys = sorted({row["key"] for row in index})
     assert len(keys) == 3 and evaluated == set(keys[:2])
+
+
+def test_verify_catches_a_jpeg_index_of_another_image(toy):
+    from iis_pipe.pipelines.verify import check_record
+    from iis_pipe.records import schema
+    from iis_pipe.shards.index import read_index
+    from iis_pipe.shards.tar import iter_shard
+
+    out, _ = toy
+    records = list(iter_shard(str(out / "shard-000000.tar")))[:2]
+    (key, members), (_, other) = records
+    assert schema.JPEG_INDEX in members and members[schema.JPEG_INDEX] != other[schema.JPEG_INDEX]
+    rows = [r for r in read_index(out).to_pylist() if r["key"] == key]
+    assert check_record(key, members, rows) == []
+    forged = {**members, schema.JPEG_INDEX: other[schema.JPEG_INDEX]}
+    rows = [{**r, "checksum": schema.checksum(forged)} for r in rows]  # past the checksum
+    assert check_record(key, forged, rows) == [
+        f"JPEG entry index ({schema.JPEG_INDEX}) is not its JPEG's"]
