@@ -24,6 +24,18 @@ def real_set(name: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def small_toy(tmp_path_factory) -> Path:
+    """A prepared folder of 6 toy images (64x80) in 3 shards, shared read-only: tests that
+    damage it copy it first."""
+    from iis_pipe.pipelines.prepare import prepare
+
+    out = tmp_path_factory.mktemp("small-toy") / "s"
+    prepare("toy", out, source_options={"count": 6, "height": 64, "width": 80}, workers=1,
+            progress=False, shard_count=2)
+    return out
+
+
 @pytest.fixture
 def grabcut_dir() -> Path:
     return real_set("GrabCut")

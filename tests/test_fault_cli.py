@@ -15,18 +15,14 @@ import pytest
 from click.testing import CliRunner
 
 from iis_pipe.cli.main import main
-from iis_pipe.pipelines.prepare import prepare
 from iis_pipe.shards import tar as tario
 
 TOY = ["-O", "count=6", "-O", "height=64", "-O", "width=80"]
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    out = tmp_path_factory.mktemp("toy") / "s"
-    prepare("toy", out, source_options={"count": 6, "height": 64, "width": 80}, workers=1,
-            progress=False, shard_count=2)
-    return out
+@pytest.fixture
+def toy(small_toy):
+    return small_toy
 
 
 def _one_line_error(r, *words):

@@ -13,15 +13,11 @@ from click.testing import CliRunner
 
 from iis_pipe.cli.main import main
 from iis_pipe.pipelines.executors import ordered_map
-from iis_pipe.pipelines.prepare import prepare
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    out = tmp_path_factory.mktemp("toy") / "s"
-    prepare("toy", out, source_options={"count": 4, "height": 64, "width": 80}, workers=1,
-            progress=False, shard_count=2)
-    return out
+@pytest.fixture
+def toy(small_toy):
+    return small_toy
 
 
 def _evaluate(src, out, *args):

@@ -28,12 +28,9 @@ from iis_pipe.stream import StreamLoader, stream_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    out = tmp_path_factory.mktemp("toy") / "s"
-    prepare("toy", out, source_options={"count": 6, "height": 64, "width": 80}, workers=1,
-            progress=False, shard_count=2)
-    return out
+@pytest.fixture
+def toy(small_toy):
+    return small_toy
 
 
 def _copy(toy, tmp_path, name="d"):
